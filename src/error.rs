@@ -1,0 +1,140 @@
+//! The one error type of the library.
+//!
+//! Every fallible call returns [`Result<T>`]. Variants keep the path or the
+//! input they are about and, where there is one, the source error, so that a
+//! message always names what was wrong.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout weft.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside weft.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The ONNX Runtime shared library was not found anywhere weft looks.
+    #[error(
+        "ONNX Runtime library not found; looked in:\n{}\ninstall it with `{install}`, or point WEFT_ORT_LIB at libonnxruntime.so",
+        .searched.iter().map(|s| format!("  - {s}")).collect::<Vec<_>>().join("\n")
+    )]
+    RuntimeNotFound {
+        /// Each place looked at, with why it did not qualify.
+        searched: Vec<String>,
+        /// The command that installs the library.
+        install: String,
+    },
+
+    /// The library was found but could not be loaded (not a library, too old, ...).
+    #[error("cannot load ONNX Runtime from {path}: {reason}\ninstall a supported build with `{install}`")]
+    RuntimeLoad {
+        /// The library file.
+        path: PathBuf,
+        /// What the loader said.
+        reason: String,
+        /// The command that installs a supported library.
+        install: String,
+    },
+
+    /// ONNX Runtime was already loaded in this process from another library file.
+    #[error("ONNX Runtime is already loaded from {loaded}; one process can load one library, not also {requested}")]
+    RuntimeAlreadyLoaded {
+        /// The library in use.
+        loaded: PathBuf,
+        /// The library asked for now.
+        requested: PathBuf,
+    },
+
+    /// An execution provider was requested and cannot run; the reason is ONNX Runtime's own.
+    #[error("execution provider {provider} is unavailable: {reason}")]
+    ProviderUnavailable {
+        /// The provider asked for, e.g. `CUDA:0`.
+        provider: String,
+        /// The real cause (missing CUDA library, no driver, CPU-only build, ...).
+        reason: String,
+    },
+
+    /// An error from ONNX Runtime while creating or running a session.
+    #[error("onnx runtime error ({context}): {message}")]
+    Onnx {
+        /// What weft was doing, naming the model file.
+        context: String,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A model bundle is malformed or does not match its files.
+    #[error("bundle {path}: {reason}")]
+    Bundle {
+        /// The manifest or the file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// No bundle of that name or path.
+    #[error("model bundle `{name}` not found; looked in: {}", .searched.join(", "))]
+    BundleNotFound {
+        /// The name or path asked for.
+        name: String,
+        /// Folders looked at.
+        searched: Vec<String>,
+    },
+
+    /// The bundle has no encoder for a modality.
+    #[error("bundle `{bundle}` has no {modality} encoder")]
+    MissingEncoder {
+        /// Bundle name.
+        bundle: String,
+        /// The modality asked for.
+        modality: crate::bundle::Modality,
+    },
+
+    /// A file's content does not match its recorded checksum.
+    #[error("{path}: checksum mismatch (expected {expected}, found {actual}); the file was changed or corrupted")]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The recorded checksum.
+        expected: String,
+        /// The checksum of the content.
+        actual: String,
+    },
+
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid configuration `{name}`: {reason}")]
+    InvalidConfig {
+        /// The option's name.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error together with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps an ONNX Runtime error with what weft was doing.
+    pub(crate) fn onnx(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+        Error::Onnx {
+            context: context.into(),
+            message: err.to_string(),
+        }
+    }
+}

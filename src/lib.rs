@@ -1,0 +1,26 @@
+//! weft: an embedded cross-modal retrieval engine.
+//!
+//! weft runs vision-language and text-molecule encoders through ONNX Runtime
+//! on the CPU or CUDA, stores global embeddings and per-token matrices, and
+//! ranks with late interaction (FILIP, ColBERT MaxSim). See `ARCHITECTURE.md`
+//! for the map of the modules.
+//!
+//! ```no_run
+//! use weft::runtime::{Runtime, RuntimeOptions, SessionOptions, Device};
+//!
+//! # fn main() -> weft::Result<()> {
+//! let runtime = Runtime::load(&RuntimeOptions::default())?;
+//! let probe = runtime.probe(&SessionOptions::default().with_device(Device::Auto))?;
+//! println!("ONNX Runtime {} ran on {}", runtime.version(), probe.provider);
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod bundle;
+pub mod doctor;
+mod error;
+pub mod runtime;
+mod sys;
+
+pub use error::{Error, Result};
