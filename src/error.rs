@@ -111,6 +111,15 @@ pub enum Error {
         actual: String,
     },
 
+    /// One input (a file, a text, a SMILES) cannot be encoded.
+    #[error("{item}: {reason}")]
+    InvalidInput {
+        /// The input: a path, a name, or `item N (...)`.
+        item: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration `{name}`: {reason}")]
     InvalidConfig {

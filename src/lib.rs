@@ -19,6 +19,7 @@
 
 pub mod bundle;
 pub mod doctor;
+pub mod encoder;
 mod error;
 pub mod runtime;
 mod sys;
