@@ -24,6 +24,7 @@ cargo clippy --all-targets --locked -- -D warnings
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
+export WEFT_REQUIRE_STARTER=1
 step "cargo test"
 if [[ -z "$(command -v nvidia-smi || true)" ]]; then
   echo "note: no NVIDIA GPU here; CUDA tests check the error path and print SKIPPED for the GPU path"
