@@ -120,6 +120,75 @@ pub enum Error {
         reason: String,
     },
 
+    /// A stored file is damaged: bad magic, bad checksum, truncated.
+    #[error("{path}: corrupted: {reason}")]
+    Corrupted {
+        /// The file.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A stored file has a format version this build cannot read.
+    #[error("{path}: format version {found} is not supported (this weft reads {supported})")]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+
+    /// Another writer holds the collection.
+    #[error("collection {path} is locked by another writer (lock file {lock})")]
+    Locked {
+        /// The collection folder.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+
+    /// The collection was made for another bundle.
+    #[error(
+        "collection {path} was created for bundle {expected}; refusing to use it with {found}"
+    )]
+    BundleMismatch {
+        /// The collection folder.
+        path: PathBuf,
+        /// Bundle recorded in the collection (name and hash).
+        expected: String,
+        /// Bundle offered now.
+        found: String,
+    },
+
+    /// No collection at that path, or no item with that id.
+    #[error("{what} not found: {name}")]
+    NotFound {
+        /// "collection", "item", ...
+        what: &'static str,
+        /// The name or id.
+        name: String,
+    },
+
+    /// An item id that already exists was added (use upsert to replace).
+    #[error("item `{id}` already exists in the collection (use upsert to replace it)")]
+    DuplicateId {
+        /// The id.
+        id: String,
+    },
+
+    /// A vector or token matrix of the wrong dimension.
+    #[error("{what}: wrong dimension: expected {expected}, received {received}")]
+    WrongDimension {
+        /// What was checked (names the item).
+        what: String,
+        /// The collection's dimension.
+        expected: usize,
+        /// The dimension given.
+        received: usize,
+    },
+
     /// A configuration value is out of range or inconsistent.
     #[error("invalid configuration `{name}`: {reason}")]
     InvalidConfig {

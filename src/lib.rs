@@ -21,7 +21,10 @@ pub mod bundle;
 pub mod doctor;
 pub mod encoder;
 mod error;
+pub mod index;
 pub mod runtime;
+pub mod score;
+pub mod store;
 mod sys;
 
 pub use error::{Error, Result};

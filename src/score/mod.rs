@@ -1,0 +1,621 @@
+//! Late-interaction scoring (FILIP / ColBERT MaxSim) and token pooling.
+//!
+//! A query is a row-major `f32` matrix `Q [nq x dim]`, a document a token
+//! matrix `D [nd x dim]` stored as `f32`, IEEE half bits or symmetric
+//! per-token `i8` ([`TokensRef`]). Rows are expected to be L2-normalised.
+//! [`interact`] computes, in one pass over the similarity blocks `Q·Dᵀ`,
+//! both the sum over query rows of the row maximum and the sum over doc rows
+//! of the column maximum ([`Interaction`]); FILIP (both directions and
+//! symmetric) and ColBERT MaxSim are derived from those.
+//!
+//! Kernels ([`Kernel`]) are chosen at run time: AVX-512 (F + BW + VNNI),
+//! AVX2 + FMA + F16C, or portable Rust. The SIMD kernels and their dispatch
+//! (`run_x86`) live in `crate::sys::simd`, with the crate's other `unsafe`.
+//!
+//! Value semantics (shared by every kernel and by [`interact_reference`]):
+//! * `F16`: each half is converted exactly to `f32` ([`f16_bits_to_f32`]).
+//! * `I8`: doc value = `data * scale`. The query is quantized once per call
+//!   with [`quantize_i8`] (per-token scale `max|x|/127`, round half away from
+//!   zero), the dot product is computed exactly in integers and the
+//!   similarity is `((dot as f32) * q_scale) * d_scale`.
+
+mod half;
+pub mod pool;
+mod portable;
+#[cfg(test)]
+mod tests;
+
+pub use half::{f16_bits_to_f32, f32_to_f16_bits};
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A borrowed document token matrix (`nd` rows of `dim` values, row-major).
+#[derive(Clone, Copy, Debug)]
+pub enum TokensRef<'a> {
+    /// `f32` values, `nd * dim` of them.
+    F32(&'a [f32]),
+    /// IEEE 754 half-precision bit patterns, `nd * dim` of them.
+    F16(&'a [u16]),
+    /// Symmetric per-token `i8` quantization: value = `data * scale`.
+    I8 {
+        /// Quantized values, `nd * dim` of them.
+        data: &'a [i8],
+        /// One scale per token (`nd` of them).
+        scales: &'a [f32],
+    },
+}
+
+impl TokensRef<'_> {
+    /// The tokens as `f32` values, as the kernels define them (allocates;
+    /// for explanations and references, not the hot path).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            TokensRef::F32(v) => v.to_vec(),
+            TokensRef::F16(v) => v.iter().map(|b| f16_bits_to_f32(*b)).collect(),
+            TokensRef::I8 { data, scales } => {
+                let dim = data.len() / scales.len().max(1);
+                data.iter()
+                    .enumerate()
+                    .map(|(i, q)| f32::from(*q) * scales[i / dim.max(1)])
+                    .collect()
+            }
+        }
+    }
+
+    /// Number of tokens (rows) for the given dimension (`len / dim`; 0 when
+    /// `dim == 0`).
+    pub fn len_tokens(&self, dim: usize) -> usize {
+        if dim == 0 {
+            return 0;
+        }
+        match self {
+            TokensRef::F32(v) => v.len() / dim,
+            TokensRef::F16(v) => v.len() / dim,
+            TokensRef::I8 { data, .. } => data.len() / dim,
+        }
+    }
+
+    /// Checks shape consistency and returns the number of tokens.
+    fn validate(&self, dim: usize) -> usize {
+        let (len, nd) = match self {
+            TokensRef::F32(v) => (v.len(), v.len() / dim),
+            TokensRef::F16(v) => (v.len(), v.len() / dim),
+            TokensRef::I8 { data, scales } => {
+                assert_eq!(
+                    scales.len(),
+                    data.len() / dim,
+                    "I8 tokens: need one scale per token"
+                );
+                (data.len(), data.len() / dim)
+            }
+        };
+        assert_eq!(
+            len % dim,
+            0,
+            "doc length {len} is not a multiple of dim {dim}"
+        );
+        nd
+    }
+}
+
+/// Which implementation [`interact_with`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Plain Rust (auto-vectorised by the compiler for the baseline target).
+    Portable,
+    /// x86_64 AVX2 + FMA + F16C (8-lane `f32`, `vpmaddwd` for `i8`).
+    Avx2,
+    /// x86_64 AVX-512 F + BW + VNNI (16-lane `f32`, `vpdpbusd` for `i8`),
+    /// also requires the AVX2 set.
+    Avx512,
+}
+
+static DETECTED: AtomicU8 = AtomicU8::new(0);
+
+impl Kernel {
+    /// The best kernel this CPU supports (detected once, then cached).
+    pub fn detect() -> Kernel {
+        match DETECTED.load(Ordering::Relaxed) {
+            1 => Kernel::Portable,
+            2 => Kernel::Avx2,
+            3 => Kernel::Avx512,
+            _ => {
+                let k = if Kernel::Avx512.is_supported() {
+                    Kernel::Avx512
+                } else if Kernel::Avx2.is_supported() {
+                    Kernel::Avx2
+                } else {
+                    Kernel::Portable
+                };
+                let code = match k {
+                    Kernel::Portable => 1,
+                    Kernel::Avx2 => 2,
+                    Kernel::Avx512 => 3,
+                };
+                DETECTED.store(code, Ordering::Relaxed);
+                k
+            }
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                Kernel::Avx2.is_supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// All kernels this CPU supports, slowest first.
+    pub fn available() -> Vec<Kernel> {
+        [Kernel::Portable, Kernel::Avx2, Kernel::Avx512]
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .collect()
+    }
+
+    /// Short lower-case name (`"portable"`, `"avx2"`, `"avx512"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+}
+
+/// Result of one query/document interaction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interaction {
+    /// Sum over query rows of the max similarity over doc rows.
+    pub q_max_sum: f32,
+    /// Sum over doc rows of the max similarity over query rows.
+    pub d_max_sum: f32,
+    /// Number of query tokens.
+    pub nq: usize,
+    /// Number of document tokens.
+    pub nd: usize,
+}
+
+impl Interaction {
+    /// FILIP query→doc score: mean over query rows of the row max
+    /// (0 when `nq == 0`).
+    pub fn filip_q2d(&self) -> f32 {
+        if self.nq == 0 {
+            0.0
+        } else {
+            self.q_max_sum / self.nq as f32
+        }
+    }
+
+    /// FILIP doc→query score: mean over doc rows of the column max
+    /// (0 when `nd == 0`).
+    pub fn filip_d2q(&self) -> f32 {
+        if self.nd == 0 {
+            0.0
+        } else {
+            self.d_max_sum / self.nd as f32
+        }
+    }
+
+    /// Symmetric FILIP: average of the two directions.
+    pub fn filip_symmetric(&self) -> f32 {
+        0.5 * (self.filip_q2d() + self.filip_d2q())
+    }
+
+    /// ColBERT MaxSim: sum over query rows of the row max.
+    pub fn maxsim(&self) -> f32 {
+        self.q_max_sum
+    }
+}
+
+// Bits of `MaxSimScratch::prepared`: which derived query forms are valid.
+const PREP_T16: u8 = 1;
+const PREP_T8: u8 = 2;
+const PREP_Q8: u8 = 4;
+const PREP_VNNI: u8 = 8;
+const PREP_MADD: u8 = 16;
+
+/// Reusable buffers for [`interact`]; after warm-up the hot path does not
+/// allocate. Derived forms of the query (transposed/quantized) are cached
+/// and reused while consecutive calls pass a bit-identical query, so scoring
+/// one query against many documents prepares it only once.
+#[derive(Default, Debug, Clone)]
+pub struct MaxSimScratch {
+    pub(crate) key: Vec<f32>,
+    pub(crate) key_nq: usize,
+    pub(crate) key_dim: usize,
+    pub(crate) prepared: u8,
+    pub(crate) qmax: Vec<f32>,
+    pub(crate) dmax: Vec<f32>,
+    /// Query transposed to `[nq/16][dim][16]`.
+    pub(crate) qt16: Vec<f32>,
+    /// Query transposed to `[nq/8][dim][8]`.
+    pub(crate) qt8: Vec<f32>,
+    /// Quantized query `[nq][dim]` and its scales.
+    pub(crate) q_i8: Vec<i8>,
+    pub(crate) q_scale: Vec<f32>,
+    /// VNNI layout `[nq/16][dim/4][16][4]` of `q + 128` (u8), padded scales.
+    pub(crate) qt_u8: Vec<u8>,
+    pub(crate) qs16: Vec<f32>,
+    /// `vpmaddwd` layout `[nq/8][dim/2][8][2]` (i16), padded scales.
+    pub(crate) qt_i16: Vec<i16>,
+    pub(crate) qs8: Vec<f32>,
+    /// Per-call document conversions.
+    pub(crate) doc_f32: Vec<f32>,
+    pub(crate) doc_i8: Vec<i8>,
+    pub(crate) doc_i16: Vec<i16>,
+    pub(crate) doc_sum: Vec<i32>,
+}
+
+/// Bitwise equality of two equally long slices, branch-free per 64-element
+/// chunk so that it vectorises (this runs on every `interact` call).
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.chunks(64).zip(b.chunks(64)).all(|(x, y)| {
+        x.iter()
+            .zip(y)
+            .fold(0u32, |acc, (p, q)| acc | (p.to_bits() ^ q.to_bits()))
+            == 0
+    })
+}
+
+/// Resizes `v` to exactly `n` elements without shrinking its capacity.
+pub(crate) fn sized<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    v.resize(n, T::default());
+    &mut v[..n]
+}
+
+impl MaxSimScratch {
+    /// Empty scratch; buffers grow on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Invalidates cached query forms unless `query` is bit-identical to the
+    /// previous call's.
+    fn sync_query(&mut self, query: &[f32], nq: usize, dim: usize) {
+        let same = self.key_nq == nq
+            && self.key_dim == dim
+            && self.key.len() == query.len()
+            && same_bits(&self.key, query);
+        if !same {
+            self.key.clear();
+            self.key.extend_from_slice(query);
+            self.key_nq = nq;
+            self.key_dim = dim;
+            self.prepared = 0;
+        }
+    }
+
+    pub(crate) fn prep_transposed(&mut self, lanes: usize) {
+        let flag = if lanes == 16 { PREP_T16 } else { PREP_T8 };
+        if self.prepared & flag != 0 {
+            return;
+        }
+        let (nq, dim) = (self.key_nq, self.key_dim);
+        let out = if lanes == 16 {
+            &mut self.qt16
+        } else {
+            &mut self.qt8
+        };
+        out.clear();
+        out.resize(nq.div_ceil(lanes) * dim * lanes, 0.0);
+        for (i, row) in self.key.chunks_exact(dim).enumerate() {
+            let (b, l) = (i / lanes, i % lanes);
+            for (k, &v) in row.iter().enumerate() {
+                out[(b * dim + k) * lanes + l] = v;
+            }
+        }
+        self.prepared |= flag;
+    }
+
+    pub(crate) fn prep_quantized(&mut self) {
+        if self.prepared & PREP_Q8 != 0 {
+            return;
+        }
+        let (nq, dim) = (self.key_nq, self.key_dim);
+        let q = sized(&mut self.q_i8, nq * dim);
+        let s = sized(&mut self.q_scale, nq);
+        quantize_i8_into(&self.key, dim, q, s);
+        self.prepared |= PREP_Q8;
+    }
+
+    pub(crate) fn prep_vnni(&mut self) {
+        if self.prepared & PREP_VNNI != 0 {
+            return;
+        }
+        self.prep_quantized();
+        let (nq, dim) = (self.key_nq, self.key_dim);
+        let (nqb, dim4) = (nq.div_ceil(16), dim.div_ceil(4));
+        self.qt_u8.clear();
+        self.qt_u8.resize(nqb * dim4 * 64, 0);
+        self.qs16.clear();
+        self.qs16.resize(nqb * 16, 0.0);
+        for (i, row) in self.q_i8.chunks_exact(dim).enumerate() {
+            let (b, l) = (i / 16, i % 16);
+            for (k, &v) in row.iter().enumerate() {
+                // q + 128 in 1..=255; padding (k >= dim, i >= nq) stays 0 so
+                // it contributes nothing to the u8 x i8 products.
+                self.qt_u8[((b * dim4 + k / 4) * 16 + l) * 4 + k % 4] = (i16::from(v) + 128) as u8;
+            }
+            self.qs16[i] = self.q_scale[i];
+        }
+        self.prepared |= PREP_VNNI;
+    }
+
+    pub(crate) fn prep_madd(&mut self) {
+        if self.prepared & PREP_MADD != 0 {
+            return;
+        }
+        self.prep_quantized();
+        let (nq, dim) = (self.key_nq, self.key_dim);
+        let (nqb, dim2) = (nq.div_ceil(8), dim.div_ceil(2));
+        self.qt_i16.clear();
+        self.qt_i16.resize(nqb * dim2 * 16, 0);
+        self.qs8.clear();
+        self.qs8.resize(nqb * 8, 0.0);
+        for (i, row) in self.q_i8.chunks_exact(dim).enumerate() {
+            let (b, l) = (i / 8, i % 8);
+            for (k, &v) in row.iter().enumerate() {
+                self.qt_i16[((b * dim2 + k / 2) * 8 + l) * 2 + k % 2] = i16::from(v);
+            }
+            self.qs8[i] = self.q_scale[i];
+        }
+        self.prepared |= PREP_MADD;
+    }
+
+    fn result(&self, nq: usize, nd: usize) -> Interaction {
+        let q: f64 = self.qmax[..nq].iter().map(|&v| f64::from(v)).sum();
+        let d: f64 = self.dmax[..nd].iter().map(|&v| f64::from(v)).sum();
+        Interaction {
+            q_max_sum: q as f32,
+            d_max_sum: d as f32,
+            nq,
+            nd,
+        }
+    }
+}
+
+/// Scores `query` (`nq` rows of `dim`) against `doc` with the best kernel of
+/// this CPU ([`Kernel::detect`]). Both directions are computed in one pass.
+///
+/// Panics if `dim == 0` or the slice lengths are inconsistent. Returns zero
+/// sums when `nq == 0` or the doc is empty.
+pub fn interact(
+    query: &[f32],
+    nq: usize,
+    doc: TokensRef<'_>,
+    dim: usize,
+    scratch: &mut MaxSimScratch,
+) -> Interaction {
+    interact_with(Kernel::detect(), query, nq, doc, dim, scratch)
+}
+
+/// Like [`interact`] but with an explicit kernel. A kernel this CPU does not
+/// support ([`Kernel::is_supported`]) silently falls back to
+/// [`Kernel::Portable`].
+pub fn interact_with(
+    kernel: Kernel,
+    query: &[f32],
+    nq: usize,
+    doc: TokensRef<'_>,
+    dim: usize,
+    scratch: &mut MaxSimScratch,
+) -> Interaction {
+    assert!(dim > 0, "dim must be positive");
+    assert_eq!(query.len(), nq * dim, "query length != nq * dim");
+    let nd = doc.validate(dim);
+    if nq == 0 || nd == 0 {
+        return Interaction {
+            q_max_sum: 0.0,
+            d_max_sum: 0.0,
+            nq,
+            nd,
+        };
+    }
+    let kernel = if kernel.is_supported() {
+        kernel
+    } else {
+        Kernel::Portable
+    };
+    scratch.sync_query(query, nq, dim);
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 | Kernel::Avx512 => {
+            crate::sys::simd::run_x86(kernel, query, nq, nd, doc, dim, scratch)
+        }
+        _ => run_portable(query, nq, nd, doc, dim, scratch),
+    }
+    scratch.result(nq, nd)
+}
+
+fn run_portable(
+    query: &[f32],
+    nq: usize,
+    nd: usize,
+    doc: TokensRef<'_>,
+    dim: usize,
+    s: &mut MaxSimScratch,
+) {
+    sized(&mut s.qmax, nq);
+    sized(&mut s.dmax, nd);
+    match doc {
+        TokensRef::F32(d) => portable::f32_scores(query, nq, d, nd, dim, &mut s.qmax, &mut s.dmax),
+        TokensRef::F16(bits) => {
+            let d = sized(&mut s.doc_f32, nd * dim);
+            for (o, &h) in d.iter_mut().zip(bits) {
+                *o = f16_bits_to_f32(h);
+            }
+            portable::f32_scores(query, nq, &s.doc_f32, nd, dim, &mut s.qmax, &mut s.dmax);
+        }
+        TokensRef::I8 { data, scales } => {
+            s.prep_quantized();
+            portable::i8_scores(
+                &s.q_i8,
+                &s.q_scale,
+                nq,
+                data,
+                scales,
+                nd,
+                dim,
+                &mut s.qmax,
+                &mut s.dmax,
+            );
+        }
+    }
+}
+
+/// Quantizes one row: returns the scale `max|x| / 127` and writes
+/// `round(x * 127 / max|x|)` (half away from zero). Rows that are all zero
+/// or contain a non-finite maximum quantize to zeros with scale 0.
+fn quantize_row(x: &[f32], out: &mut [i8]) -> f32 {
+    let maxabs = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if maxabs == 0.0 || !maxabs.is_finite() {
+        out.fill(0);
+        return 0.0;
+    }
+    let inv = 127.0 / maxabs;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = (v * inv).round().clamp(-127.0, 127.0) as i8;
+    }
+    maxabs / 127.0
+}
+
+fn quantize_i8_into(tokens: &[f32], dim: usize, data: &mut [i8], scales: &mut [f32]) {
+    for ((row, out), s) in tokens
+        .chunks_exact(dim)
+        .zip(data.chunks_exact_mut(dim))
+        .zip(scales.iter_mut())
+    {
+        *s = quantize_row(row, out);
+    }
+}
+
+/// Symmetric per-token `i8` quantization of `tokens` (`n` rows of `dim`):
+/// `scale = max|x| / 127`, `q = round(x / scale)` (half away from zero,
+/// computed as `x * (127 / max|x|)`), so `x ≈ q * scale`. All-zero or
+/// non-finite rows give zeros and scale 0. This is also exactly how the
+/// `I8` kernels quantize the query.
+pub fn quantize_i8(tokens: &[f32], dim: usize) -> (Vec<i8>, Vec<f32>) {
+    assert!(
+        dim > 0 && tokens.len().is_multiple_of(dim),
+        "tokens length not a multiple of dim"
+    );
+    let n = tokens.len() / dim;
+    let mut data = vec![0i8; n * dim];
+    let mut scales = vec![0.0f32; n];
+    quantize_i8_into(tokens, dim, &mut data, &mut scales);
+    (data, scales)
+}
+
+/// All query×doc similarities in `f64` (`[nq][nd]`), using the value
+/// semantics documented at module level (the query is quantized for `I8`).
+fn reference_sims(query: &[f32], nq: usize, doc: TokensRef<'_>, dim: usize) -> (Vec<f64>, usize) {
+    assert!(dim > 0);
+    assert_eq!(query.len(), nq * dim);
+    let nd = doc.validate(dim);
+    let mut sims = vec![0.0f64; nq * nd];
+    match doc {
+        TokensRef::F32(d) => {
+            for (i, q) in query.chunks_exact(dim).enumerate() {
+                for (j, r) in d.chunks_exact(dim).enumerate() {
+                    sims[i * nd + j] = q
+                        .iter()
+                        .zip(r)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum();
+                }
+            }
+        }
+        TokensRef::F16(bits) => {
+            for (i, q) in query.chunks_exact(dim).enumerate() {
+                for (j, r) in bits.chunks_exact(dim).enumerate() {
+                    sims[i * nd + j] = q
+                        .iter()
+                        .zip(r)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(f16_bits_to_f32(b)))
+                        .sum();
+                }
+            }
+        }
+        TokensRef::I8 { data, scales } => {
+            let (qd, qs) = quantize_i8(query, dim);
+            for (i, q) in qd.chunks_exact(dim).enumerate() {
+                for (j, r) in data.chunks_exact(dim).enumerate() {
+                    let dot: f64 = q
+                        .iter()
+                        .zip(r)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                        .sum();
+                    sims[i * nd + j] = dot * f64::from(qs[i]) * f64::from(scales[j]);
+                }
+            }
+        }
+    }
+    (sims, nd)
+}
+
+/// Scalar reference implementation (f64 accumulation, same value semantics
+/// as the fast kernels). Slow; meant for tests and debugging.
+pub fn interact_reference(query: &[f32], nq: usize, doc: TokensRef<'_>, dim: usize) -> Interaction {
+    let (sims, nd) = reference_sims(query, nq, doc, dim);
+    if nq == 0 || nd == 0 {
+        return Interaction {
+            q_max_sum: 0.0,
+            d_max_sum: 0.0,
+            nq,
+            nd,
+        };
+    }
+    let mut q_sum = 0.0f64;
+    for i in 0..nq {
+        q_sum += sims[i * nd..(i + 1) * nd]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+    }
+    let mut d_sum = 0.0f64;
+    for j in 0..nd {
+        d_sum += (0..nq)
+            .map(|i| sims[i * nd + j])
+            .fold(f64::NEG_INFINITY, f64::max);
+    }
+    Interaction {
+        q_max_sum: q_sum as f32,
+        d_max_sum: d_sum as f32,
+        nq,
+        nd,
+    }
+}
+
+/// For each query row, the best-matching doc row and its similarity
+/// (ties go to the lowest doc row; `(usize::MAX, -inf)` for an empty doc).
+/// Scalar (f64), same value semantics as [`interact`]; not a hot path.
+pub fn explain(query: &[f32], nq: usize, doc: TokensRef<'_>, dim: usize) -> Vec<(usize, f32)> {
+    let (sims, nd) = reference_sims(query, nq, doc, dim);
+    (0..nq)
+        .map(|i| {
+            let mut best = (usize::MAX, f64::NEG_INFINITY);
+            for (j, &s) in sims[i * nd..(i + 1) * nd].iter().enumerate() {
+                if best.0 == usize::MAX || s > best.1 {
+                    best = (j, s);
+                }
+            }
+            (best.0, best.1 as f32)
+        })
+        .collect()
+}

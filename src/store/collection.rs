@@ -1,0 +1,1004 @@
+//! The collection: snapshots for readers, one writer with a WAL, checkpoints
+//! and compaction. See the module docs of `store` for the files.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::format::{self, corrupt};
+use super::segment::{self, Segment};
+use super::tokens::TokenDtype;
+use super::wal::{self, Op, WalWriter};
+use super::{ItemMeta, NewItem, StoredItem};
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::index::{DocId, HnswIndex, HnswParams, VectorIndex};
+use crate::score::TokensRef;
+
+const CONFIG_FILE: &str = "collection.cfg";
+const MANIFEST_FILE: &str = "MANIFEST";
+const LOCK_FILE: &str = "LOCK";
+
+/// Settings fixed when a collection is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CollectionConfig {
+    /// Name of the bundle whose encoders made the vectors.
+    pub bundle_name: String,
+    /// That bundle's hash ([`Bundle::hash`]).
+    pub bundle_hash: String,
+    /// Embedding dimension.
+    pub dim: usize,
+    /// How token matrices are stored.
+    pub token_dtype: TokenDtype,
+    /// HNSW parameters.
+    pub hnsw: HnswParams,
+    /// Committed items kept in the WAL before a checkpoint writes a segment
+    /// (at least this many, or a tenth of the collection if larger). Default 4096.
+    pub checkpoint_items: usize,
+}
+
+impl CollectionConfig {
+    /// Settings for vectors made by `bundle`.
+    pub fn for_bundle(bundle: &Bundle) -> Self {
+        Self::new(bundle.name(), bundle.hash(), bundle.dim())
+    }
+
+    /// Settings for vectors of `dim` from the named bundle.
+    pub fn new(bundle_name: impl Into<String>, bundle_hash: impl Into<String>, dim: usize) -> Self {
+        CollectionConfig {
+            bundle_name: bundle_name.into(),
+            bundle_hash: bundle_hash.into(),
+            dim,
+            token_dtype: TokenDtype::default(),
+            hnsw: HnswParams::default(),
+            checkpoint_items: 4096,
+        }
+    }
+
+    /// Sets the token dtype.
+    pub fn with_token_dtype(mut self, dtype: TokenDtype) -> Self {
+        self.token_dtype = dtype;
+        self
+    }
+
+    /// Sets the HNSW parameters.
+    pub fn with_hnsw(mut self, hnsw: HnswParams) -> Self {
+        self.hnsw = hnsw;
+        self
+    }
+
+    /// Sets the checkpoint threshold.
+    pub fn with_checkpoint_items(mut self, n: usize) -> Self {
+        self.checkpoint_items = n;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SegmentRef {
+    name: String,
+    first_doc: DocId,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HnswRef {
+    basename: String,
+    graph_crc: u32,
+    data_crc: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    generation: u64,
+    next_doc: DocId,
+    next_segment: u64,
+    segments: Vec<SegmentRef>,
+    deletes: Option<String>,
+    hnsw: Option<HnswRef>,
+    wal: String,
+}
+
+impl Manifest {
+    /// Every file this manifest needs.
+    fn files(&self) -> HashSet<String> {
+        let mut f: HashSet<String> = [CONFIG_FILE, MANIFEST_FILE, LOCK_FILE, self.wal.as_str()]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for s in &self.segments {
+            f.extend(segment::file_names(&s.name));
+        }
+        f.extend(self.deletes.clone());
+        if let Some(h) = &self.hnsw {
+            f.insert(format!("{}.hnsw.graph", h.basename));
+            f.insert(format!("{}.hnsw.data", h.basename));
+        }
+        f
+    }
+}
+
+/// A consistent, immutable view of a collection.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    dir: PathBuf,
+    config: Arc<CollectionConfig>,
+    generation: u64,
+    segments: Vec<Arc<Segment>>,
+    mem: Vec<Arc<StoredItem>>,
+    mem_first: DocId,
+    mem_ids: HashMap<String, DocId>,
+    next_doc: DocId,
+    deleted: Arc<HashSet<DocId>>,
+    index: Arc<HnswIndex>,
+}
+
+/// A summary of a collection.
+#[derive(Debug, Clone, Serialize)]
+pub struct CollectionInfo {
+    /// The folder.
+    pub path: PathBuf,
+    /// Settings.
+    pub config: CollectionConfig,
+    /// Live items.
+    pub items: usize,
+    /// Deleted items whose space compaction would reclaim.
+    pub deleted: usize,
+    /// Immutable segments.
+    pub segments: usize,
+    /// Committed items not yet in a segment.
+    pub wal_items: usize,
+    /// Bytes of all files.
+    pub disk_bytes: u64,
+    /// Checkpoint generation.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// The settings.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// Live items.
+    pub fn len(&self) -> usize {
+        self.next_doc as usize - self.deleted.len()
+    }
+
+    /// True when no live item.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One past the largest doc id.
+    pub fn next_doc(&self) -> DocId {
+        self.next_doc
+    }
+
+    /// Whether `doc` is visible in this snapshot.
+    pub fn is_live(&self, doc: DocId) -> bool {
+        doc < self.next_doc && !self.deleted.contains(&doc)
+    }
+
+    /// Live doc ids, ascending.
+    pub fn live_docs(&self) -> impl Iterator<Item = DocId> + '_ {
+        (0..self.next_doc).filter(|d| !self.deleted.contains(d))
+    }
+
+    fn locate(&self, doc: DocId) -> Result<Loc<'_>> {
+        if doc >= self.mem_first {
+            return self
+                .mem
+                .get((doc - self.mem_first) as usize)
+                .map(Loc::Mem)
+                .ok_or_else(|| Error::NotFound {
+                    what: "document",
+                    name: doc.to_string(),
+                });
+        }
+        let pos = self.segments.partition_point(|s| s.first_doc() <= doc);
+        let seg = pos
+            .checked_sub(1)
+            .map(|p| &self.segments[p])
+            .filter(|s| doc < s.first_doc() + s.len() as u64);
+        seg.map(|s| Loc::Seg(s, (doc - s.first_doc()) as usize))
+            .ok_or_else(|| Error::NotFound {
+                what: "document",
+                name: doc.to_string(),
+            })
+    }
+
+    /// Global embedding of `doc` (checksum-verified).
+    pub fn embedding(&self, doc: DocId) -> Result<&[f32]> {
+        match self.locate(doc)? {
+            Loc::Mem(i) => Ok(&i.embedding),
+            Loc::Seg(s, l) => s.embedding(l),
+        }
+    }
+
+    /// Token matrix of `doc` (checksum-verified on first read).
+    pub fn tokens(&self, doc: DocId) -> Result<TokensRef<'_>> {
+        match self.locate(doc)? {
+            Loc::Mem(i) => self
+                .config
+                .token_dtype
+                .view(
+                    bytemuck::cast_slice(&i.tok_block),
+                    i.meta.n_tokens,
+                    self.config.dim,
+                )
+                .ok_or_else(|| {
+                    corrupt(
+                        &self.dir,
+                        "token block of an uncheckpointed item has a wrong length",
+                    )
+                }),
+            Loc::Seg(s, l) => s.tokens(l),
+        }
+    }
+
+    /// Id, source, payload and shape of `doc`.
+    pub fn meta(&self, doc: DocId) -> Result<ItemMeta> {
+        match self.locate(doc)? {
+            Loc::Mem(i) => Ok(i.meta.clone()),
+            Loc::Seg(s, l) => s.meta(l),
+        }
+    }
+
+    /// The live doc with external id `id`.
+    pub fn doc_of(&self, id: &str) -> Result<Option<DocId>> {
+        if let Some(doc) = self.mem_ids.get(id) {
+            return Ok(self.is_live(*doc).then_some(*doc));
+        }
+        for s in self.segments.iter().rev() {
+            if let Some(local) = s.find(id)? {
+                let doc = s.first_doc() + local as u64;
+                if self.is_live(doc) {
+                    return Ok(Some(doc));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The ANN index over global embeddings (filtered to this snapshot by [`Snapshot::ann`]).
+    pub fn index(&self) -> &HnswIndex {
+        &self.index
+    }
+
+    /// The `k` live docs nearest to `query` that pass `filter`, best first.
+    pub fn ann(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: &(dyn Fn(DocId) -> bool + Sync),
+    ) -> Vec<(DocId, f32)> {
+        self.index
+            .search(query, k, &|d| self.is_live(d) && filter(d))
+    }
+
+    fn stored(&self, doc: DocId) -> Result<StoredItem> {
+        match self.locate(doc)? {
+            Loc::Mem(i) => Ok((**i).clone()),
+            Loc::Seg(s, l) => {
+                let block = s.tokens(l)?;
+                let bytes: Vec<u8> = match block {
+                    TokensRef::F32(v) => bytemuck::cast_slice(v).to_vec(),
+                    TokensRef::F16(v) => bytemuck::cast_slice(v).to_vec(),
+                    TokensRef::I8 { data, scales } => {
+                        let mut b: Vec<u8> = bytemuck::cast_slice(scales).to_vec();
+                        b.extend_from_slice(bytemuck::cast_slice(data));
+                        b
+                    }
+                };
+                let mut words = vec![0u32; bytes.len().div_ceil(4)];
+                bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()]
+                    .copy_from_slice(&bytes);
+                Ok(StoredItem {
+                    meta: s.meta(l)?,
+                    embedding: s.embedding(l)?.to_vec(),
+                    tok_block: words,
+                })
+            }
+        }
+    }
+
+    fn apply(&mut self, ops: &[Op], next_doc: DocId) -> Result<()> {
+        let mut deleted: Option<HashSet<DocId>> = None;
+        for op in ops {
+            match op {
+                Op::Add(doc, item) => {
+                    if *doc != self.mem_first + self.mem.len() as u64 {
+                        return Err(corrupt(
+                            &self.dir,
+                            format!("doc id {doc} out of sequence in the log"),
+                        ));
+                    }
+                    self.mem_ids.insert(item.meta.id.clone(), *doc);
+                    self.index.insert(*doc, &item.embedding);
+                    self.mem.push(Arc::clone(item));
+                }
+                Op::Delete(doc) => {
+                    deleted
+                        .get_or_insert_with(|| (*self.deleted).clone())
+                        .insert(*doc);
+                }
+            }
+        }
+        if let Some(d) = deleted {
+            self.deleted = Arc::new(d);
+        }
+        self.next_doc = next_doc;
+        Ok(())
+    }
+}
+
+enum Loc<'a> {
+    Mem(&'a Arc<StoredItem>),
+    Seg(&'a Arc<Segment>, usize),
+}
+
+enum Staged {
+    Add(StoredItem),
+    Upsert(StoredItem),
+    Delete(String),
+}
+
+struct WriterState {
+    _lock: File,
+    wal: WalWriter,
+    manifest: Manifest,
+    staged: Vec<Staged>,
+    staged_ids: HashSet<String>,
+}
+
+/// A collection folder, open for reading, or for reading and writing.
+pub struct Collection {
+    dir: PathBuf,
+    config: Arc<CollectionConfig>,
+    current: RwLock<Arc<Snapshot>>,
+    writer: Option<Mutex<WriterState>>,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("dir", &self.dir)
+            .field("writable", &self.writer.is_some())
+            .finish()
+    }
+}
+
+/// Result of [`Collection::commit`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CommitStats {
+    /// Items added (upserts included).
+    pub added: usize,
+    /// Items deleted (upserts included).
+    pub deleted: usize,
+    /// Whether a checkpoint ran after the commit.
+    pub checkpointed: bool,
+}
+
+impl Collection {
+    /// Creates a collection in `dir` (which must not hold one) and opens it for writing.
+    pub fn create(dir: impl AsRef<Path>, config: CollectionConfig) -> Result<Collection> {
+        let dir = dir.as_ref();
+        config.hnsw.validate()?;
+        if config.dim == 0 {
+            return Err(Error::InvalidConfig {
+                name: "dim".into(),
+                reason: "must be > 0".into(),
+            });
+        }
+        if dir.join(MANIFEST_FILE).exists() {
+            return Err(Error::InvalidConfig {
+                name: "collection".into(),
+                reason: format!("{} already holds a collection", dir.display()),
+            });
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let body = serde_json::to_vec_pretty(&config).expect("config serialises");
+        format::write_framed(&dir.join(CONFIG_FILE), b"CCFG", &body)?;
+        let manifest = Manifest {
+            generation: 0,
+            next_doc: 0,
+            next_segment: 0,
+            segments: Vec::new(),
+            deletes: None,
+            hnsw: None,
+            wal: "wal-0.log".into(),
+        };
+        wal::create(&dir.join(&manifest.wal))?;
+        write_manifest(dir, &manifest)?;
+        Self::open_inner(dir, true)
+    }
+
+    /// Opens an existing collection read-only (no lock; many readers may open it).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Collection> {
+        Self::open_inner(dir.as_ref(), false)
+    }
+
+    /// Opens an existing collection for writing; a second writer gets [`Error::Locked`].
+    pub fn open_writer(dir: impl AsRef<Path>) -> Result<Collection> {
+        Self::open_inner(dir.as_ref(), true)
+    }
+
+    fn open_inner(dir: &Path, write: bool) -> Result<Collection> {
+        if !dir.join(MANIFEST_FILE).is_file() {
+            return Err(Error::NotFound {
+                what: "collection",
+                name: dir.display().to_string(),
+            });
+        }
+        let cfg_path = dir.join(CONFIG_FILE);
+        let config: CollectionConfig =
+            serde_json::from_slice(&format::read_framed(&cfg_path, b"CCFG")?)
+                .map_err(|e| corrupt(&cfg_path, e.to_string()))?;
+        let lock = if write {
+            let path = dir.join(LOCK_FILE);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => Some(file),
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        path: dir.to_path_buf(),
+                        lock: path,
+                    })
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+        } else {
+            None
+        };
+        let config = Arc::new(config);
+        let manifest = read_manifest(dir)?;
+        let snapshot = load_snapshot(dir, &config, &manifest)?;
+        let wal_path = dir.join(&manifest.wal);
+        let replayed = wal::replay(&wal_path, config.dim)?;
+        let mut snapshot = snapshot;
+        for (ops, next) in &replayed.batches {
+            snapshot.apply(ops, *next)?;
+        }
+        let writer = match lock {
+            Some(lock) => {
+                cleanup(dir, &manifest)?;
+                let wal = WalWriter::open(&wal_path, replayed.valid_len)?;
+                Some(Mutex::new(WriterState {
+                    _lock: lock,
+                    wal,
+                    manifest,
+                    staged: Vec::new(),
+                    staged_ids: HashSet::new(),
+                }))
+            }
+            None => None,
+        };
+        Ok(Collection {
+            dir: dir.to_path_buf(),
+            config,
+            current: RwLock::new(Arc::new(snapshot)),
+            writer,
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// Refuses a bundle other than the one the collection was made with.
+    pub fn check_bundle(&self, bundle: &Bundle) -> Result<()> {
+        if bundle.name() != self.config.bundle_name || bundle.hash() != self.config.bundle_hash {
+            return Err(Error::BundleMismatch {
+                path: self.dir.clone(),
+                expected: format!(
+                    "{} ({})",
+                    self.config.bundle_name,
+                    short(&self.config.bundle_hash)
+                ),
+                found: format!("{} ({})", bundle.name(), short(bundle.hash())),
+            });
+        }
+        if bundle.dim() != self.config.dim {
+            return Err(Error::WrongDimension {
+                what: format!("bundle {}", bundle.name()),
+                expected: self.config.dim,
+                received: bundle.dim(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The current snapshot; it never changes, later commits publish new ones.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Re-reads the collection from disk (for a read-only handle that wants the writer's latest commits).
+    pub fn reload(&self) -> Result<()> {
+        let fresh = Self::open_inner(&self.dir, false)?;
+        let snap = fresh.snapshot();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        Ok(())
+    }
+
+    fn writer(&self) -> Result<std::sync::MutexGuard<'_, WriterState>> {
+        self.writer
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig {
+                name: "collection".into(),
+                reason: format!("{} is open read-only", self.dir.display()),
+            })
+            .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn prepare(&self, item: NewItem) -> Result<StoredItem> {
+        let dim = self.config.dim;
+        let what = |s: &str| format!("item `{}` {s}", item.id);
+        if item.id.is_empty() {
+            return Err(Error::InvalidInput {
+                item: "item".into(),
+                reason: "empty id".into(),
+            });
+        }
+        if item.embedding.len() != dim {
+            return Err(Error::WrongDimension {
+                what: what("embedding"),
+                expected: dim,
+                received: item.embedding.len(),
+            });
+        }
+        if !item.tokens.len().is_multiple_of(dim) {
+            return Err(Error::WrongDimension {
+                what: what("tokens"),
+                expected: dim,
+                received: item.tokens.len() % dim,
+            });
+        }
+        if item
+            .embedding
+            .iter()
+            .chain(&item.tokens)
+            .any(|x| !x.is_finite())
+        {
+            return Err(Error::InvalidInput {
+                item: item.id.clone(),
+                reason: "embedding or tokens hold NaN or infinity".into(),
+            });
+        }
+        let n_tokens = item.tokens.len() / dim;
+        if let Some([r, c]) = item.grid {
+            if r * c != n_tokens || r > u16::MAX as usize || c > u16::MAX as usize {
+                return Err(Error::InvalidInput {
+                    item: item.id.clone(),
+                    reason: format!("patch grid {r}x{c} does not match {n_tokens} tokens"),
+                });
+            }
+        }
+        let mut embedding = item.embedding;
+        let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm == 0.0 {
+            return Err(Error::InvalidInput {
+                item: item.id,
+                reason: "embedding is all zeros".into(),
+            });
+        }
+        embedding.iter_mut().for_each(|x| *x /= norm);
+        let block = self.config.token_dtype.encode(&item.tokens, dim);
+        let mut tok_block = vec![0u32; block.len() / 4];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut tok_block).copy_from_slice(&block);
+        Ok(StoredItem {
+            meta: ItemMeta {
+                id: item.id,
+                source: item.source,
+                payload: serde_json::to_string(&item.payload).expect("json value serialises"),
+                modality: item.modality,
+                n_tokens,
+                grid: item.grid,
+            },
+            embedding,
+            tok_block,
+        })
+    }
+
+    /// Stages a new item; an id that exists (committed or staged) is [`Error::DuplicateId`].
+    pub fn add(&self, item: NewItem) -> Result<()> {
+        let stored = self.prepare(item)?;
+        let mut w = self.writer()?;
+        let id = &stored.meta.id;
+        if w.staged_ids.contains(id) || self.snapshot().doc_of(id)?.is_some() {
+            return Err(Error::DuplicateId { id: id.clone() });
+        }
+        w.staged_ids.insert(id.clone());
+        w.staged.push(Staged::Add(stored));
+        Ok(())
+    }
+
+    /// Stages an item that replaces any item with the same id.
+    pub fn upsert(&self, item: NewItem) -> Result<()> {
+        let stored = self.prepare(item)?;
+        let mut w = self.writer()?;
+        w.staged_ids.insert(stored.meta.id.clone());
+        w.staged.push(Staged::Upsert(stored));
+        Ok(())
+    }
+
+    /// Stages the deletion of `id`; returns whether it exists (committed or staged).
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        let mut w = self.writer()?;
+        let exists = w.staged_ids.contains(id) || self.snapshot().doc_of(id)?.is_some();
+        if exists {
+            w.staged_ids.remove(id);
+            w.staged.push(Staged::Delete(id.to_string()));
+        }
+        Ok(exists)
+    }
+
+    /// Number of staged (uncommitted) changes.
+    pub fn staged(&self) -> usize {
+        self.writer().map_or(0, |w| w.staged.len())
+    }
+
+    /// Makes every staged change durable (WAL + fsync) and visible; may checkpoint.
+    pub fn commit(&self) -> Result<CommitStats> {
+        let mut w = self.writer()?;
+        let staged = std::mem::take(&mut w.staged);
+        w.staged_ids.clear();
+        if staged.is_empty() {
+            return Ok(CommitStats::default());
+        }
+        let snap = self.snapshot();
+        let mut next = snap.next_doc;
+        let mut overlay: HashMap<String, Option<DocId>> = HashMap::new();
+        let lookup =
+            |overlay: &HashMap<String, Option<DocId>>, id: &str| -> Result<Option<DocId>> {
+                match overlay.get(id) {
+                    Some(v) => Ok(*v),
+                    None => snap.doc_of(id),
+                }
+            };
+        let mut ops = Vec::with_capacity(staged.len());
+        let mut stats = CommitStats::default();
+        for s in staged {
+            match s {
+                Staged::Add(item) | Staged::Upsert(item) => {
+                    if let Some(old) = lookup(&overlay, &item.meta.id)? {
+                        ops.push(Op::Delete(old));
+                        stats.deleted += 1;
+                    }
+                    overlay.insert(item.meta.id.clone(), Some(next));
+                    ops.push(Op::Add(next, Arc::new(item)));
+                    next += 1;
+                    stats.added += 1;
+                }
+                Staged::Delete(id) => {
+                    if let Some(old) = lookup(&overlay, &id)? {
+                        ops.push(Op::Delete(old));
+                        stats.deleted += 1;
+                    }
+                    overlay.insert(id, None);
+                }
+            }
+        }
+        w.wal.commit(&ops, next)?;
+        let mut fresh = (*snap).clone();
+        fresh.apply(&ops, next)?;
+        let threshold = self.config.checkpoint_items.max(fresh.len() / 10).max(1);
+        let due = fresh.mem.len() >= threshold;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        if due {
+            self.checkpoint_locked(&mut w)?;
+            stats.checkpointed = true;
+        }
+        Ok(stats)
+    }
+
+    /// Writes the WAL's items as a segment, dumps the index and swaps the manifest.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        self.checkpoint_locked(&mut w)
+    }
+
+    fn checkpoint_locked(&self, w: &mut WriterState) -> Result<()> {
+        let snap = self.snapshot();
+        let mut manifest = w.manifest.clone();
+        manifest.generation += 1;
+        let gen = manifest.generation;
+        let mut new_segment = None;
+        if !snap.mem.is_empty() {
+            let name = format!("seg-{:06}", manifest.next_segment);
+            manifest.next_segment += 1;
+            let items: Vec<&StoredItem> = snap.mem.iter().map(|a| a.as_ref()).collect();
+            segment::write(&self.dir, &name, &items, self.config.dim)?;
+            manifest.segments.push(SegmentRef {
+                name: name.clone(),
+                first_doc: snap.mem_first,
+                len: snap.mem.len(),
+            });
+            new_segment = Some((name, snap.mem_first, snap.mem.len()));
+        }
+        manifest.deletes = write_deletes(&self.dir, gen, &snap.deleted)?;
+        manifest.hnsw = dump_index(&self.dir, gen, &snap.index)?;
+        manifest.next_doc = snap.next_doc;
+        manifest.wal = format!("wal-{gen}.log");
+        wal::create(&self.dir.join(&manifest.wal))?;
+        write_manifest(&self.dir, &manifest)?;
+        // The new state is durable; publish it and drop what it no longer needs.
+        let mut fresh = (*snap).clone();
+        if let Some((name, first, len)) = new_segment {
+            let seg = Segment::open(
+                &self.dir,
+                &name,
+                first,
+                len,
+                self.config.dim,
+                self.config.token_dtype,
+            )?;
+            fresh.segments.push(Arc::new(seg));
+        }
+        fresh.mem.clear();
+        fresh.mem_ids.clear();
+        fresh.mem_first = snap.next_doc;
+        fresh.generation = gen;
+        w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
+        w.manifest = manifest;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        cleanup(&self.dir, &w.manifest)
+    }
+
+    /// Rewrites the live items into one segment (renumbered), rebuilds the
+    /// index without deleted items and reclaims their space. Staged changes
+    /// are committed first.
+    pub fn compact(&self) -> Result<()> {
+        self.commit()?;
+        let mut w = self.writer()?;
+        let snap = self.snapshot();
+        let live: Vec<DocId> = snap.live_docs().collect();
+        let items: Vec<StoredItem> = live
+            .iter()
+            .map(|d| snap.stored(*d))
+            .collect::<Result<_>>()?;
+        let index = HnswIndex::new(self.config.hnsw, items.len())?;
+        let rows: Vec<(&[f32], DocId)> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (&it.embedding[..], i as DocId))
+            .collect();
+        index.insert_many(&rows);
+        let mut manifest = w.manifest.clone();
+        manifest.generation += 1;
+        let gen = manifest.generation;
+        manifest.segments.clear();
+        let mut segments = Vec::new();
+        if !items.is_empty() {
+            let name = format!("seg-{:06}", manifest.next_segment);
+            manifest.next_segment += 1;
+            segment::write(
+                &self.dir,
+                &name,
+                &items.iter().collect::<Vec<_>>(),
+                self.config.dim,
+            )?;
+            manifest.segments.push(SegmentRef {
+                name: name.clone(),
+                first_doc: 0,
+                len: items.len(),
+            });
+            segments.push(Arc::new(Segment::open(
+                &self.dir,
+                &name,
+                0,
+                items.len(),
+                self.config.dim,
+                self.config.token_dtype,
+            )?));
+        }
+        let index = Arc::new(index);
+        manifest.deletes = None;
+        manifest.hnsw = dump_index(&self.dir, gen, &index)?;
+        manifest.next_doc = items.len() as u64;
+        manifest.wal = format!("wal-{gen}.log");
+        wal::create(&self.dir.join(&manifest.wal))?;
+        write_manifest(&self.dir, &manifest)?;
+        let fresh = Snapshot {
+            dir: self.dir.clone(),
+            config: Arc::clone(&self.config),
+            generation: gen,
+            segments,
+            mem: Vec::new(),
+            mem_first: items.len() as u64,
+            mem_ids: HashMap::new(),
+            next_doc: items.len() as u64,
+            deleted: Arc::new(HashSet::new()),
+            index,
+        };
+        w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
+        w.manifest = manifest;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        cleanup(&self.dir, &w.manifest)
+    }
+
+    /// Reads every byte of every file and checks every checksum.
+    pub fn verify(&self) -> Result<()> {
+        let snap = self.snapshot();
+        for s in &snap.segments {
+            s.verify_all()?;
+        }
+        let manifest = read_manifest(&self.dir)?;
+        if let Some(h) = &manifest.hnsw {
+            check_hnsw_files(&self.dir, h)?;
+        }
+        Ok(())
+    }
+
+    /// A summary.
+    pub fn info(&self) -> CollectionInfo {
+        let snap = self.snapshot();
+        let disk_bytes = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        CollectionInfo {
+            path: self.dir.clone(),
+            config: (*self.config).clone(),
+            items: snap.len(),
+            deleted: snap.deleted.len(),
+            segments: snap.segments.len(),
+            wal_items: snap.mem.len(),
+            disk_bytes,
+            generation: snap.generation,
+        }
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST_FILE);
+    serde_json::from_slice(&format::read_framed(&path, b"MANI")?)
+        .map_err(|e| corrupt(&path, e.to_string()))
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let body = serde_json::to_vec_pretty(manifest).expect("manifest serialises");
+    format::write_framed(&dir.join(MANIFEST_FILE), b"MANI", &body)
+}
+
+fn write_deletes(dir: &Path, gen: u64, deleted: &HashSet<DocId>) -> Result<Option<String>> {
+    if deleted.is_empty() {
+        return Ok(None);
+    }
+    let mut docs: Vec<DocId> = deleted.iter().copied().collect();
+    docs.sort_unstable();
+    let name = format!("del-{gen}.bin");
+    format::write_framed(&dir.join(&name), b"DELS", bytemuck::cast_slice(&docs))?;
+    Ok(Some(name))
+}
+
+fn dump_index(dir: &Path, gen: u64, index: &HnswIndex) -> Result<Option<HnswRef>> {
+    if index.is_empty() {
+        return Ok(None);
+    }
+    let basename = index.dump(dir, &format!("hnsw-{gen}"))?;
+    let crc = |ext: &str| -> Result<u32> {
+        let path = dir.join(format!("{basename}.hnsw.{ext}"));
+        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(format::crc32(&bytes))
+    };
+    Ok(Some(HnswRef {
+        graph_crc: crc("graph")?,
+        data_crc: crc("data")?,
+        basename,
+    }))
+}
+
+fn check_hnsw_files(dir: &Path, h: &HnswRef) -> Result<()> {
+    for (ext, want) in [("graph", h.graph_crc), ("data", h.data_crc)] {
+        let path = dir.join(format!("{}.hnsw.{ext}", h.basename));
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let got = format::crc32(&bytes);
+        if got != want {
+            return Err(corrupt(
+                &path,
+                format!("checksum mismatch (stored {want:08x}, computed {got:08x})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn load_snapshot(
+    dir: &Path,
+    config: &Arc<CollectionConfig>,
+    manifest: &Manifest,
+) -> Result<Snapshot> {
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for s in &manifest.segments {
+        segments.push(Arc::new(Segment::open(
+            dir,
+            &s.name,
+            s.first_doc,
+            s.len,
+            config.dim,
+            config.token_dtype,
+        )?));
+    }
+    let deleted: HashSet<DocId> = match &manifest.deletes {
+        Some(name) => {
+            let path = dir.join(name);
+            let body = format::read_framed(&path, b"DELS")?;
+            if body.len() % 8 != 0 {
+                return Err(corrupt(&path, "length is not a multiple of 8"));
+            }
+            body.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+                .collect()
+        }
+        None => HashSet::new(),
+    };
+    let index = match &manifest.hnsw {
+        Some(h) => {
+            check_hnsw_files(dir, h)?;
+            HnswIndex::load(dir, &h.basename, config.hnsw)?
+        }
+        None => HnswIndex::new(config.hnsw, 1000)?,
+    };
+    let mem_first = manifest
+        .segments
+        .last()
+        .map_or(0, |s| s.first_doc + s.len as u64)
+        .max(manifest.next_doc);
+    Ok(Snapshot {
+        dir: dir.to_path_buf(),
+        config: Arc::clone(config),
+        generation: manifest.generation,
+        segments,
+        mem: Vec::new(),
+        mem_first,
+        mem_ids: HashMap::new(),
+        next_doc: mem_first,
+        deleted: Arc::new(deleted),
+        index: Arc::new(index),
+    })
+}
+
+/// Removes files of ours that the manifest does not name (left by a crash or superseded).
+fn cleanup(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let keep = manifest.files();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = ["seg-", "wal-", "del-", "hnsw-"]
+            .iter()
+            .any(|p| name.starts_with(p))
+            || name.ends_with(".tmp");
+        if ours && !keep.contains(&name) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    format::sync_dir(dir).map_err(|e| Error::io(dir, e))
+}

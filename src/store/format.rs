@@ -1,0 +1,316 @@
+//! The framing every collection file shares, and atomic writes.
+//!
+//! ```text
+//! header (16 bytes): b"WEFT" | kind [4] | format version u32 LE | reserved u32
+//! body
+//! footer (16 bytes): body length u64 LE | crc32 of the body u32 LE | b"TFEW"
+//! ```
+//!
+//! A file is written to `NAME.tmp`, fsynced, renamed over `NAME`, and the
+//! folder is fsynced, so a reader sees the old file or the new one, never a
+//! mix. Small files are verified whole when read; the large vector and token
+//! files carry a crc32 per item (kept in the segment's index file) so that
+//! opening a collection does not read them.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Magic at the start of every file.
+pub const MAGIC: &[u8; 4] = b"WEFT";
+/// Magic at the end of every file.
+pub const END_MAGIC: &[u8; 4] = b"TFEW";
+/// Header length.
+pub const HEADER_LEN: usize = 16;
+/// Footer length.
+pub const FOOTER_LEN: usize = 16;
+/// The collection format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// crc32 (IEEE) of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
+}
+
+/// The header bytes for `kind`.
+pub fn header(kind: &[u8; 4]) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..4].copy_from_slice(MAGIC);
+    h[4..8].copy_from_slice(kind);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h
+}
+
+/// The footer bytes for a body.
+pub fn footer(body_len: u64, crc: u32) -> [u8; FOOTER_LEN] {
+    let mut f = [0u8; FOOTER_LEN];
+    f[..8].copy_from_slice(&body_len.to_le_bytes());
+    f[8..12].copy_from_slice(&crc.to_le_bytes());
+    f[12..].copy_from_slice(END_MAGIC);
+    f
+}
+
+pub(crate) fn corrupt(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Corrupted {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks header and footer of a whole file image; returns the body.
+/// With `verify_body` the body's crc32 is checked too.
+pub fn open_framed<'a>(
+    bytes: &'a [u8],
+    kind: &[u8; 4],
+    path: &Path,
+    verify_body: bool,
+) -> Result<&'a [u8]> {
+    if bytes.len() < HEADER_LEN + FOOTER_LEN {
+        return Err(corrupt(
+            path,
+            format!("{} bytes, too short for a weft file", bytes.len()),
+        ));
+    }
+    if &bytes[..4] != MAGIC {
+        return Err(corrupt(path, "not a weft file (bad magic)"));
+    }
+    if &bytes[4..8] != kind {
+        return Err(corrupt(
+            path,
+            format!(
+                "file kind {:?}, expected {:?}",
+                String::from_utf8_lossy(&bytes[4..8]),
+                String::from_utf8_lossy(kind)
+            ),
+        ));
+    }
+    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
+    if bytes[12..16] != [0, 0, 0, 0] {
+        return Err(corrupt(path, "bad header (reserved bytes are not zero)"));
+    }
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let foot = &bytes[bytes.len() - FOOTER_LEN..];
+    if &foot[12..] != END_MAGIC {
+        return Err(corrupt(path, "bad footer (file truncated or overwritten)"));
+    }
+    let body_len = u64::from_le_bytes(foot[..8].try_into().expect("8 bytes"));
+    let body = &bytes[HEADER_LEN..bytes.len() - FOOTER_LEN];
+    if body_len != body.len() as u64 {
+        return Err(corrupt(
+            path,
+            format!("footer says {body_len} body bytes, file has {}", body.len()),
+        ));
+    }
+    if verify_body {
+        let want = u32::from_le_bytes(foot[8..12].try_into().expect("4 bytes"));
+        let got = crc32(body);
+        if want != got {
+            return Err(corrupt(
+                path,
+                format!("checksum mismatch (stored {want:08x}, computed {got:08x})"),
+            ));
+        }
+    }
+    Ok(body)
+}
+
+/// Reads a small framed file whole and verifies it.
+pub fn read_framed(path: &Path, kind: &[u8; 4]) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(open_framed(&bytes, kind, path, true)?.to_vec())
+}
+
+/// Writes `body` framed as `kind` to `path` atomically (temp file, fsync, rename, fsync folder).
+pub fn write_framed(path: &Path, kind: &[u8; 4], body: &[u8]) -> Result<()> {
+    write_atomic(path, |f| {
+        f.write_all(&header(kind))?;
+        f.write_all(body)?;
+        f.write_all(&footer(body.len() as u64, crc32(body)))
+    })
+}
+
+/// Writes a file through `fill` into `path.tmp`, fsyncs it and renames it over `path`.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = tmp_path(path);
+    let result = (|| {
+        let file = File::create(&tmp)?;
+        {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+            fill(&mut w)?;
+            w.flush()?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// The temporary name used while `path` is written.
+pub fn tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// fsyncs a folder so that a rename or create in it is durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A little-endian byte writer for bodies.
+#[derive(Debug, Default)]
+pub struct Enc(pub Vec<u8>);
+
+impl Enc {
+    /// Appends a u8.
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    /// Appends a u16.
+    pub fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends a u32.
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends a u64.
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// Appends a length-prefixed byte string.
+    pub fn bytes(&mut self, v: &[u8]) {
+        self.u32(v.len() as u32);
+        self.0.extend_from_slice(v);
+    }
+    /// Appends a length-prefixed UTF-8 string.
+    pub fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    /// Appends f32 values.
+    pub fn f32s(&mut self, v: &[f32]) {
+        for x in v {
+            self.0.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+}
+
+/// A little-endian byte reader for bodies; every read is bounds-checked.
+#[derive(Debug)]
+pub struct Dec<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Dec<'a> {
+    /// Reads from `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Dec { bytes, pos: 0 }
+    }
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+    /// Takes `n` bytes.
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.bytes.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    /// Reads a u8.
+    pub fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    /// Reads a u16.
+    pub fn u16(&mut self) -> Option<u16> {
+        self.take(2)
+            .map(|b| u16::from_le_bytes(b.try_into().expect("2")))
+    }
+    /// Reads a u32.
+    pub fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
+    }
+    /// Reads a u64.
+    pub fn u64(&mut self) -> Option<u64> {
+        self.take(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+    }
+    /// Reads a length-prefixed byte string.
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// Reads a length-prefixed UTF-8 string.
+    pub fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+    /// Reads `n` f32 values.
+    pub fn f32s(&mut self, n: usize) -> Option<Vec<f32>> {
+        let b = self.take(n.checked_mul(4)?)?;
+        Some(
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framed_round_trip_and_every_flipped_byte_is_caught() {
+        let dir = std::env::temp_dir().join(format!("weft-format-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.bin");
+        write_framed(&path, b"TEST", b"hello body").unwrap();
+        assert_eq!(read_framed(&path, b"TEST").unwrap(), b"hello body");
+        assert!(!tmp_path(&path).exists());
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            let err = open_framed(&bad, b"TEST", &path, true);
+            assert!(err.is_err(), "flip at byte {i} not detected");
+            assert!(err.unwrap_err().to_string().contains("x.bin"));
+        }
+        let e = open_framed(&good, b"OTHR", &path, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kind"), "{e}");
+    }
+
+    #[test]
+    fn decoder_never_reads_past_the_end() {
+        let mut e = Enc::default();
+        e.str("abc");
+        e.u64(7);
+        let mut d = Dec::new(&e.0);
+        assert_eq!(d.str(), Some("abc"));
+        assert_eq!(d.u64(), Some(7));
+        assert_eq!(d.u8(), None);
+        let mut d = Dec::new(&[255, 255, 255, 255, 1]);
+        assert_eq!(d.bytes(), None);
+    }
+}

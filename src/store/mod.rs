@@ -1,0 +1,130 @@
+//! Collections: crash-safe on-disk storage of embeddings, token matrices and
+//! payloads, with an HNSW index over the global embeddings.
+//!
+//! A collection is a folder:
+//!
+//! | file | what |
+//! |---|---|
+//! | `collection.cfg` | immutable settings: bundle name + hash, dim, token dtype, HNSW params (framed JSON) |
+//! | `MANIFEST` | the current state: generation, segments, tombstones file, HNSW dump + checksums, WAL name (framed JSON, replaced atomically) |
+//! | `wal-G.log` | committed changes since checkpoint G (`wal.rs`) |
+//! | `seg-N.*` | immutable, memory-mapped segments (`segment.rs`) |
+//! | `del-G.bin` | tombstoned doc ids at checkpoint G |
+//! | `hnsw-G.hnsw.{graph,data}` | the `hnsw_rs` dump at checkpoint G |
+//! | `LOCK` | held (flock) by the one writer |
+//!
+//! Durability: `commit()` returns after the WAL is fsynced. A checkpoint
+//! writes new files, then swaps `MANIFEST` (fsync + rename); files that no
+//! manifest names (a crash mid-checkpoint) are removed when a writer opens.
+//! Readers hold an `Arc<Snapshot>`: a commit publishes a new snapshot and
+//! never changes one a reader holds.
+
+mod collection;
+pub mod format;
+pub mod segment;
+pub mod tokens;
+pub mod wal;
+
+pub use collection::{Collection, CollectionConfig, CollectionInfo, Snapshot};
+pub use tokens::TokenDtype;
+
+use crate::bundle::Modality;
+
+/// What is known of an item besides its vectors.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ItemMeta {
+    /// External id, unique in the collection.
+    pub id: String,
+    /// Where it came from (path or URI); may be empty.
+    pub source: String,
+    /// JSON payload as text (`null` when none).
+    pub payload: String,
+    /// Modality of the item.
+    pub modality: Modality,
+    /// Number of token rows.
+    pub n_tokens: usize,
+    /// Patch grid of an image's tokens.
+    pub grid: Option<[usize; 2]>,
+}
+
+/// An item as stored: embedding and the token block already in the collection dtype.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    /// Meta.
+    pub meta: ItemMeta,
+    /// Global embedding.
+    pub embedding: Vec<f32>,
+    /// Token block (`tokens.rs` layout), as 4-byte words for alignment.
+    pub tok_block: Vec<u32>,
+}
+
+/// An item to add.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NewItem {
+    /// External id, unique in the collection.
+    pub id: String,
+    /// Modality.
+    pub modality: Modality,
+    /// Where it came from; may be empty.
+    pub source: String,
+    /// JSON payload (`Value::Null` when none).
+    pub payload: serde_json::Value,
+    /// Global embedding (`dim` floats; normalised on add).
+    pub embedding: Vec<f32>,
+    /// Token matrix, row-major `n x dim` (may be empty).
+    pub tokens: Vec<f32>,
+    /// Patch grid of image tokens.
+    pub grid: Option<[usize; 2]>,
+}
+
+impl NewItem {
+    /// An item with an id, a modality and an embedding; no tokens, no payload.
+    pub fn new(id: impl Into<String>, modality: Modality, embedding: Vec<f32>) -> Self {
+        NewItem {
+            id: id.into(),
+            modality,
+            source: String::new(),
+            payload: serde_json::Value::Null,
+            embedding,
+            tokens: Vec::new(),
+            grid: None,
+        }
+    }
+
+    /// From an encoder's output.
+    pub fn from_encoded(
+        id: impl Into<String>,
+        modality: Modality,
+        encoded: crate::encoder::Encoded,
+    ) -> Self {
+        NewItem {
+            id: id.into(),
+            modality,
+            source: String::new(),
+            payload: serde_json::Value::Null,
+            embedding: encoded.embedding,
+            tokens: encoded.tokens,
+            grid: encoded.grid,
+        }
+    }
+
+    /// Sets the token matrix.
+    pub fn with_tokens(mut self, tokens: Vec<f32>, grid: Option<[usize; 2]>) -> Self {
+        self.tokens = tokens;
+        self.grid = grid;
+        self
+    }
+
+    /// Sets the payload.
+    pub fn with_payload(mut self, payload: serde_json::Value) -> Self {
+        self.payload = payload;
+        self
+    }
+
+    /// Sets the source.
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        self.source = source.into();
+        self
+    }
+}

@@ -1,0 +1,376 @@
+//! Immutable segments: items written once at a checkpoint, then memory-mapped.
+//!
+//! A segment `seg-NNNNNN` is five files, each framed (`format.rs`):
+//!
+//! | file | kind | body | verified |
+//! |---|---|---|---|
+//! | `.idx` | `SIDX` | one [`IdxEntry`] (56 bytes, Pod) per item | whole, at open |
+//! | `.ids` | `SIDS` | `(hash of id u64, local index u64)` sorted by hash | whole, at open |
+//! | `.vec` | `SVEC` | `n x dim` f32 embeddings | per item (crc in `.idx`), at read |
+//! | `.tok` | `STOK` | token blocks in the collection dtype (`tokens.rs`) | per item, at first read |
+//! | `.meta`| `SMET` | per item: id, source, payload JSON | per item, at read |
+//!
+//! Opening maps the files and checks the two small ones; it does not read the
+//! vectors or tokens.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytemuck::{Pod, Zeroable};
+use memmap2::Mmap;
+
+use super::format::{self, corrupt, Dec, Enc};
+use super::tokens::TokenDtype;
+use super::{ItemMeta, StoredItem};
+use crate::bundle::Modality;
+use crate::error::{Error, Result};
+use crate::index::DocId;
+use crate::score::TokensRef;
+
+/// Per-item entry of the `.idx` file.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct IdxEntry {
+    /// Offset of the token block in the `.tok` body.
+    pub tok_offset: u64,
+    /// Offset of the meta record in the `.meta` body.
+    pub meta_offset: u64,
+    /// Hash of the external id.
+    pub id_hash: u64,
+    /// Token block length in bytes.
+    pub tok_len: u32,
+    /// Number of token rows.
+    pub n_tokens: u32,
+    /// Meta record length.
+    pub meta_len: u32,
+    /// crc32 of the embedding bytes.
+    pub vec_crc: u32,
+    /// crc32 of the token block.
+    pub tok_crc: u32,
+    /// crc32 of the meta record.
+    pub meta_crc: u32,
+    /// Patch grid rows (0 = none).
+    pub grid_rows: u16,
+    /// Patch grid columns.
+    pub grid_cols: u16,
+    /// Modality code (0 text, 1 image, 2 molecule).
+    pub modality: u8,
+    /// Padding.
+    pub pad: [u8; 3],
+}
+
+/// Stable 64-bit hash of an external id (FNV-1a).
+pub fn id_hash(id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+pub(crate) fn modality_code(m: Modality) -> u8 {
+    match m {
+        Modality::Text => 0,
+        Modality::Image => 1,
+        Modality::Molecule => 2,
+    }
+}
+
+pub(crate) fn modality_from(code: u8) -> Option<Modality> {
+    match code {
+        0 => Some(Modality::Text),
+        1 => Some(Modality::Image),
+        2 => Some(Modality::Molecule),
+        _ => None,
+    }
+}
+
+pub(crate) fn encode_meta(id: &str, source: &str, payload: &str) -> Vec<u8> {
+    let mut e = Enc::default();
+    e.str(id);
+    e.str(source);
+    e.str(payload);
+    e.0
+}
+
+pub(crate) fn decode_meta(bytes: &[u8]) -> Option<(String, String, String)> {
+    let mut d = Dec::new(bytes);
+    Some((
+        d.str()?.to_string(),
+        d.str()?.to_string(),
+        d.str()?.to_string(),
+    ))
+}
+
+const EXTS: [(&str, &[u8; 4]); 5] = [
+    ("idx", b"SIDX"),
+    ("ids", b"SIDS"),
+    ("vec", b"SVEC"),
+    ("tok", b"STOK"),
+    ("meta", b"SMET"),
+];
+
+/// Every file name of segment `name`.
+pub fn file_names(name: &str) -> Vec<String> {
+    EXTS.iter()
+        .map(|(ext, _)| format!("{name}.{ext}"))
+        .collect()
+}
+
+/// Writes the items (doc ids `first_doc..`) as segment `name` in `dir`.
+pub fn write(dir: &Path, name: &str, items: &[&StoredItem], dim: usize) -> Result<()> {
+    let mut idx: Vec<IdxEntry> = Vec::with_capacity(items.len());
+    let mut vec_body: Vec<u8> = Vec::with_capacity(items.len() * dim * 4);
+    let mut tok_body: Vec<u8> = Vec::new();
+    let mut meta_body: Vec<u8> = Vec::new();
+    for item in items {
+        let vec_bytes: &[u8] = bytemuck::cast_slice(&item.embedding);
+        let tok_bytes: &[u8] = bytemuck::cast_slice(&item.tok_block);
+        let meta = encode_meta(&item.meta.id, &item.meta.source, &item.meta.payload);
+        let [gr, gc] = item.meta.grid.unwrap_or([0, 0]);
+        idx.push(IdxEntry {
+            tok_offset: tok_body.len() as u64,
+            meta_offset: meta_body.len() as u64,
+            id_hash: id_hash(&item.meta.id),
+            tok_len: tok_bytes.len() as u32,
+            n_tokens: item.meta.n_tokens as u32,
+            meta_len: meta.len() as u32,
+            vec_crc: format::crc32(vec_bytes),
+            tok_crc: format::crc32(tok_bytes),
+            meta_crc: format::crc32(&meta),
+            grid_rows: gr as u16,
+            grid_cols: gc as u16,
+            modality: modality_code(item.meta.modality),
+            pad: [0; 3],
+        });
+        vec_body.extend_from_slice(vec_bytes);
+        tok_body.extend_from_slice(tok_bytes);
+        meta_body.extend_from_slice(&meta);
+    }
+    let mut ids: Vec<[u64; 2]> = idx
+        .iter()
+        .enumerate()
+        .map(|(i, e)| [e.id_hash, i as u64])
+        .collect();
+    ids.sort_unstable();
+    let bodies: [(&str, &[u8; 4], &[u8]); 5] = [
+        ("idx", b"SIDX", bytemuck::cast_slice(&idx)),
+        ("ids", b"SIDS", bytemuck::cast_slice(&ids)),
+        ("vec", b"SVEC", &vec_body),
+        ("tok", b"STOK", &tok_body),
+        ("meta", b"SMET", &meta_body),
+    ];
+    for (ext, kind, body) in bodies {
+        format::write_framed(&dir.join(format!("{name}.{ext}")), kind, body)?;
+    }
+    Ok(())
+}
+
+/// An open, mapped segment.
+#[derive(Debug)]
+pub struct Segment {
+    name: String,
+    dir: PathBuf,
+    first_doc: DocId,
+    len: usize,
+    dim: usize,
+    dtype: TokenDtype,
+    maps: Vec<Mmap>,
+    /// One bit per item: its token block passed the crc check.
+    tok_ok: Vec<AtomicU64>,
+}
+
+impl Segment {
+    /// Maps segment `name` of `dir` holding docs `first_doc..first_doc+len`.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        first_doc: DocId,
+        len: usize,
+        dim: usize,
+        dtype: TokenDtype,
+    ) -> Result<Self> {
+        let mut maps = Vec::with_capacity(EXTS.len());
+        for (ext, kind) in EXTS {
+            let path = dir.join(format!("{name}.{ext}"));
+            let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+            let map = crate::sys::map_readonly(&file).map_err(|e| Error::io(&path, e))?;
+            let small = matches!(ext, "idx" | "ids");
+            let body = format::open_framed(&map, kind, &path, small)?;
+            let expected = match ext {
+                "idx" => Some(len * std::mem::size_of::<IdxEntry>()),
+                "ids" => Some(len * 16),
+                "vec" => Some(len * dim * 4),
+                _ => None,
+            };
+            if let Some(expected) = expected {
+                if body.len() != expected {
+                    return Err(corrupt(
+                        &path,
+                        format!(
+                            "{} body bytes, expected {expected} for {len} items",
+                            body.len()
+                        ),
+                    ));
+                }
+            }
+            maps.push(map);
+        }
+        let seg = Segment {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            first_doc,
+            len,
+            dim,
+            dtype,
+            maps,
+            tok_ok: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        };
+        // Every block the index points to lies inside its file.
+        let tok_len = seg.body(3).len() as u64;
+        let meta_len = seg.body(4).len() as u64;
+        for (i, e) in seg.idx().iter().enumerate() {
+            let tok_end = e.tok_offset.checked_add(u64::from(e.tok_len));
+            let meta_end = e.meta_offset.checked_add(u64::from(e.meta_len));
+            if tok_end.is_none_or(|end| end > tok_len)
+                || meta_end.is_none_or(|end| end > meta_len)
+                || e.tok_offset % 4 != 0
+                || modality_from(e.modality).is_none()
+            {
+                return Err(corrupt(
+                    &seg.path("idx"),
+                    format!("entry {i} points outside its files"),
+                ));
+            }
+        }
+        Ok(seg)
+    }
+
+    fn body(&self, which: usize) -> &[u8] {
+        let m = &self.maps[which];
+        &m[format::HEADER_LEN..m.len() - format::FOOTER_LEN]
+    }
+
+    fn path(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", self.name))
+    }
+
+    fn idx(&self) -> &[IdxEntry] {
+        bytemuck::cast_slice(self.body(0))
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// First doc id.
+    pub fn first_doc(&self) -> DocId {
+        self.first_doc
+    }
+
+    /// Number of items (deleted ones included).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it holds no items.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Global embedding of local item `i`, crc-checked.
+    pub fn embedding(&self, i: usize) -> Result<&[f32]> {
+        let bytes = &self.body(2)[i * self.dim * 4..(i + 1) * self.dim * 4];
+        if format::crc32(bytes) != self.idx()[i].vec_crc {
+            return Err(corrupt(
+                &self.path("vec"),
+                format!("embedding of item {i} fails its checksum"),
+            ));
+        }
+        Ok(bytemuck::cast_slice(bytes))
+    }
+
+    /// Token matrix of local item `i` (crc-checked on first read).
+    pub fn tokens(&self, i: usize) -> Result<TokensRef<'_>> {
+        let e = &self.idx()[i];
+        let block =
+            &self.body(3)[e.tok_offset as usize..(e.tok_offset + u64::from(e.tok_len)) as usize];
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if self.tok_ok[word].load(Ordering::Relaxed) & bit == 0 {
+            if format::crc32(block) != e.tok_crc {
+                return Err(corrupt(
+                    &self.path("tok"),
+                    format!("tokens of item {i} fail their checksum"),
+                ));
+            }
+            self.tok_ok[word].fetch_or(bit, Ordering::Relaxed);
+        }
+        self.dtype
+            .view(block, e.n_tokens as usize, self.dim)
+            .ok_or_else(|| {
+                corrupt(
+                    &self.path("tok"),
+                    format!("token block of item {i} has a wrong length"),
+                )
+            })
+    }
+
+    /// Meta of local item `i`, crc-checked.
+    pub fn meta(&self, i: usize) -> Result<ItemMeta> {
+        let e = &self.idx()[i];
+        let bytes =
+            &self.body(4)[e.meta_offset as usize..(e.meta_offset + u64::from(e.meta_len)) as usize];
+        if format::crc32(bytes) != e.meta_crc {
+            return Err(corrupt(
+                &self.path("meta"),
+                format!("record of item {i} fails its checksum"),
+            ));
+        }
+        let (id, source, payload) = decode_meta(bytes).ok_or_else(|| {
+            corrupt(
+                &self.path("meta"),
+                format!("record of item {i} is malformed"),
+            )
+        })?;
+        Ok(ItemMeta {
+            id,
+            source,
+            payload,
+            modality: modality_from(e.modality).unwrap_or(Modality::Text),
+            n_tokens: e.n_tokens as usize,
+            grid: (e.grid_rows > 0).then_some([usize::from(e.grid_rows), usize::from(e.grid_cols)]),
+        })
+    }
+
+    /// Local index of the item with this external id.
+    pub fn find(&self, id: &str) -> Result<Option<usize>> {
+        let h = id_hash(id);
+        let ids: &[[u64; 2]] = bytemuck::cast_slice(self.body(1));
+        let start = ids.partition_point(|e| e[0] < h);
+        for e in &ids[start..] {
+            if e[0] != h {
+                break;
+            }
+            let local = e[1] as usize;
+            if local < self.len && self.meta(local)?.id == id {
+                return Ok(Some(local));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads every vector and token block and checks them (a deep verify).
+    pub fn verify_all(&self) -> Result<()> {
+        for (i, (path, kind)) in EXTS.iter().map(|(e, k)| (self.path(e), *k)).enumerate() {
+            format::open_framed(&self.maps[i], kind, &path, true)?;
+        }
+        for i in 0..self.len {
+            self.embedding(i)?;
+            self.tokens(i)?;
+            self.meta(i)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,867 @@
+//! x86_64 SIMD kernels. ALL `unsafe` pointer code of the score module is
+//! here; every function is `#[target_feature]` and must only be called after
+//! run-time detection (see `Kernel::is_supported`).
+//!
+//! Layout: the query is transposed so that one SIMD register holds one
+//! coordinate of 16 (AVX-512) or 8 (AVX2) query rows. A doc coordinate is
+//! broadcast and FMA'd into one accumulator per (query block, doc row), so a
+//! register directly holds the similarities of 16/8 query rows with one doc
+//! row: the query-side max is a vertical `max`, and only the doc-side max
+//! needs one horizontal reduction per doc row. Tiles are `QB` query blocks x
+//! `DB` doc rows of accumulators.
+//!
+//! `i8`: AVX-512 uses `vpdpbusd` (u8 x i8, 4 products per lane) with the
+//! query stored as `q + 128` (u8) and a per-doc-row correction
+//! `-128 * sum(d)`; AVX2 sign-extends to i16 and uses `vpmaddwd`.
+//! Integer dot products are exact (|acc| <= 255*128*dim < 2^31 for any
+//! dim < 65 000).
+
+use core::arch::x86_64::*;
+use core::ptr;
+
+use crate::score::{sized, Kernel, MaxSimScratch, TokensRef};
+
+/// Shape/scale arguments of the `i8` kernels.
+pub(crate) struct I8Args<'a> {
+    pub nq: usize,
+    pub nd: usize,
+    /// Number of k groups (dim/4 for VNNI, dim/2 for madd, rounded up).
+    pub dimg: usize,
+    /// Doc row stride in elements (`dimg * 4` or `dimg * 2`), zero padded.
+    pub doc_stride: usize,
+    pub doc_scale: &'a [f32],
+}
+
+// ---------------------------------------------------------------- AVX-512
+
+/// Prefetches (into L1) the cache lines of `elems[start..end]` (clamped to
+/// the slice). Used one tile ahead so that doc rows streamed from memory
+/// overlap with the FMA work of the current tile.
+#[inline(always)]
+fn prefetch_range<T>(elems: &[T], start: usize, end: usize) {
+    let end = end.min(elems.len());
+    let step = (64 / core::mem::size_of::<T>()).max(1);
+    let p = elems.as_ptr();
+    let mut i = start;
+    while i < end {
+        // SAFETY: i < elems.len(), so the address is inside the slice;
+        // prefetch never faults and reads nothing architecturally.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(i).cast()) };
+        i += step;
+    }
+}
+
+fn mask16(nq: usize, b: usize) -> u16 {
+    let rem = nq - b * 16;
+    if rem >= 16 {
+        0xffff
+    } else {
+        (1u16 << rem) - 1
+    }
+}
+
+/// f16 -> f32 for a whole slice (`dst.len() <= src.len()`).
+#[target_feature(enable = "avx512f")]
+pub(crate) fn f16_to_f32_avx512(src: &[u16], dst: &mut [f32]) {
+    let n = dst.len();
+    assert!(src.len() >= n);
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n <= src.len() and <= dst.len(); unaligned ops.
+        unsafe {
+            let h = _mm256_loadu_si256(src.as_ptr().add(i).cast());
+            _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_cvtph_ps(h));
+        }
+        i += 16;
+    }
+    for (o, &h) in dst[i..].iter_mut().zip(&src[i..n]) {
+        *o = crate::score::f16_bits_to_f32(h);
+    }
+}
+
+/// Accumulators of a `QB x DB` tile over the full dimension.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn tile16_f32<const QB: usize, const DB: usize>(
+    qt: &[f32],
+    qstride: usize,
+    doc: &[f32],
+    dim: usize,
+) -> [[__m512; QB]; DB] {
+    assert!((QB - 1) * qstride + dim * 16 <= qt.len());
+    assert!(DB * dim <= doc.len());
+    let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
+    let mut acc = [[_mm512_setzero_ps(); QB]; DB];
+    for k in 0..dim {
+        let mut qv = [_mm512_setzero_ps(); QB];
+        for (b, v) in qv.iter_mut().enumerate() {
+            // SAFETY: b*qstride + k*16 + 16 <= (QB-1)*qstride + dim*16 <= qt.len().
+            *v = unsafe { _mm512_loadu_ps(qp.add(b * qstride + k * 16)) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r*dim + k < DB*dim <= doc.len().
+            let dv = _mm512_set1_ps(unsafe { *dp.add(r * dim + k) });
+            for (a, q) in row.iter_mut().zip(&qv) {
+                *a = _mm512_fmadd_ps(*q, dv, *a);
+            }
+        }
+    }
+    acc
+}
+
+/// Folds a tile of similarities into the running maxima.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn epi16<const QB: usize, const DB: usize>(
+    sims: &[[__m512; QB]; DB],
+    masks: &[u16; QB],
+    qm: &mut [__m512; QB],
+    dmax: &mut [f32],
+) {
+    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    for (row, dm) in sims.iter().zip(dmax.iter_mut()) {
+        let mut m = neg;
+        for ((q, v), &k) in qm.iter_mut().zip(row).zip(masks) {
+            *q = _mm512_max_ps(*q, *v);
+            m = _mm512_mask_max_ps(m, k, m, *v);
+        }
+        *dm = dm.max(_mm512_reduce_max_ps(m));
+    }
+}
+
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn store_qmax16<const QB: usize>(qm: &[__m512; QB], qmax: &mut [f32]) {
+    assert!(qmax.len() >= QB * 16);
+    for (b, v) in qm.iter().enumerate() {
+        // SAFETY: b*16 + 16 <= QB*16 <= qmax.len().
+        unsafe { _mm512_storeu_ps(qmax.as_mut_ptr().add(b * 16), *v) };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn group16_f32<const QB: usize>(
+    qt: &[f32],
+    qstride: usize,
+    masks: [u16; QB],
+    doc: &[f32],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let mut qm = [_mm512_set1_ps(f32::NEG_INFINITY); QB];
+    let mut j = 0;
+    while j + 8 <= nd {
+        prefetch_range(doc, (j + 8) * dim, (j + 16) * dim);
+        let acc = tile16_f32::<QB, 8>(qt, qstride, &doc[j * dim..], dim);
+        epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 8]);
+        j += 8;
+    }
+    if j + 4 <= nd {
+        let acc = tile16_f32::<QB, 4>(qt, qstride, &doc[j * dim..], dim);
+        epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 4]);
+        j += 4;
+    }
+    while j < nd {
+        let acc = tile16_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim);
+        epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
+        j += 1;
+    }
+    store_qmax16(&qm, qmax);
+}
+
+/// f32 kernel. `qt`: query transposed `[ceil(nq/16)][dim][16]` (zero padded);
+/// writes `qmax[..ceil(nq/16)*16]` (lanes >= nq are garbage) and `dmax[..nd]`.
+#[target_feature(enable = "avx512f")]
+pub(crate) fn f32_avx512(
+    qt: &[f32],
+    nq: usize,
+    doc: &[f32],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let nqb = nq.div_ceil(16);
+    let qs = dim * 16;
+    assert!(qt.len() >= nqb * qs && doc.len() >= nd * dim);
+    assert!(qmax.len() >= nqb * 16 && dmax.len() >= nd);
+    dmax[..nd].fill(f32::NEG_INFINITY);
+    let mut b = 0;
+    while b < nqb {
+        if nqb - b >= 2 {
+            let masks = [mask16(nq, b), mask16(nq, b + 1)];
+            group16_f32::<2>(
+                &qt[b * qs..],
+                qs,
+                masks,
+                doc,
+                nd,
+                dim,
+                &mut qmax[b * 16..],
+                dmax,
+            );
+            b += 2;
+        } else {
+            group16_f32::<1>(
+                &qt[b * qs..],
+                qs,
+                [mask16(nq, b)],
+                doc,
+                nd,
+                dim,
+                &mut qmax[b * 16..],
+                dmax,
+            );
+            b += 1;
+        }
+    }
+}
+
+/// Per-row sums of `out.len()` i8 rows of `dim` values (AVX-512BW
+/// `vpsadbw` on `d ^ 0x80 = d + 128`, then minus `128 * dim`).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(crate) fn row_sums_i8_avx512(data: &[i8], dim: usize, out: &mut [i32]) {
+    assert!(data.len() >= out.len() * dim);
+    let bias = _mm512_set1_epi8(i8::MIN);
+    let zero = _mm512_setzero_si512();
+    let rem = dim % 64;
+    let tail_mask: u64 = if rem == 0 { 0 } else { (1u64 << rem) - 1 };
+    for (r, o) in out.iter_mut().enumerate() {
+        let base = r * dim;
+        let mut acc = _mm512_setzero_si512();
+        let mut k = 0;
+        while k + 64 <= dim {
+            // SAFETY: base + k + 64 <= (r + 1) * dim <= data.len().
+            let v = unsafe { _mm512_loadu_si512(data.as_ptr().add(base + k).cast()) };
+            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(v, bias), zero));
+            k += 64;
+        }
+        if rem != 0 {
+            // SAFETY: the masked load only touches the `rem` bytes
+            // base + k .. base + dim, all inside `data`; masked-off bytes
+            // are not accessed (and cannot fault).
+            let v = unsafe { _mm512_maskz_loadu_epi8(tail_mask, data.as_ptr().add(base + k)) };
+            let x = _mm512_maskz_mov_epi8(tail_mask, _mm512_xor_si512(v, bias));
+            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(x, zero));
+        }
+        *o = (_mm512_reduce_add_epi64(acc) - 128 * dim as i64) as i32;
+    }
+}
+
+/// Integer accumulators of a `QB x DB` VNNI tile.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+fn tile16_i8<const QB: usize, const DB: usize>(
+    qt: &[u8],
+    qstride: usize,
+    doc: &[i8],
+    dstride: usize,
+    dim4: usize,
+) -> [[__m512i; QB]; DB] {
+    assert!((QB - 1) * qstride + dim4 * 64 <= qt.len());
+    assert!(dstride >= dim4 * 4 && (DB - 1) * dstride + dim4 * 4 <= doc.len());
+    let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
+    let mut acc = [[_mm512_setzero_si512(); QB]; DB];
+    for g in 0..dim4 {
+        let mut qv = [_mm512_setzero_si512(); QB];
+        for (b, v) in qv.iter_mut().enumerate() {
+            // SAFETY: b*qstride + g*64 + 64 <= (QB-1)*qstride + dim4*64 <= qt.len().
+            *v = unsafe { _mm512_loadu_si512(qp.add(b * qstride + g * 64).cast()) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r*dstride + g*4 + 4 <= (DB-1)*dstride + dim4*4 <= doc.len();
+            // read_unaligned has no alignment requirement.
+            let w = unsafe { ptr::read_unaligned(dp.add(r * dstride + g * 4).cast::<i32>()) };
+            let dv = _mm512_set1_epi32(w);
+            for (a, q) in row.iter_mut().zip(&qv) {
+                *a = _mm512_dpbusd_epi32(*a, *q, dv);
+            }
+        }
+    }
+    acc
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+fn tile16_i8_epi<const QB: usize, const DB: usize>(
+    qt: &[u8],
+    qstride: usize,
+    qs: &[__m512; QB],
+    masks: &[u16; QB],
+    doc: &[i8],
+    dsum: &[i32],
+    a: &I8Args<'_>,
+    j: usize,
+    qm: &mut [__m512; QB],
+    dmax: &mut [f32],
+) {
+    let acc = tile16_i8::<QB, DB>(qt, qstride, &doc[j * a.doc_stride..], a.doc_stride, a.dimg);
+    let mut sims = [[_mm512_setzero_ps(); QB]; DB];
+    for (r, (srow, arow)) in sims.iter_mut().zip(&acc).enumerate() {
+        let corr = _mm512_set1_epi32(128 * dsum[j + r]);
+        let ds = _mm512_set1_ps(a.doc_scale[j + r]);
+        for ((s, &x), q) in srow.iter_mut().zip(arow).zip(qs) {
+            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(x, corr));
+            *s = _mm512_mul_ps(_mm512_mul_ps(dot, *q), ds);
+        }
+    }
+    epi16(&sims, masks, qm, &mut dmax[j..j + DB]);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+#[inline]
+fn group16_i8<const QB: usize>(
+    qt: &[u8],
+    qstride: usize,
+    qscale: &[f32],
+    masks: [u16; QB],
+    doc: &[i8],
+    dsum: &[i32],
+    a: &I8Args<'_>,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    assert!(qscale.len() >= QB * 16);
+    let mut qs = [_mm512_setzero_ps(); QB];
+    for (b, v) in qs.iter_mut().enumerate() {
+        // SAFETY: b*16 + 16 <= QB*16 <= qscale.len().
+        *v = unsafe { _mm512_loadu_ps(qscale.as_ptr().add(b * 16)) };
+    }
+    let mut qm = [_mm512_set1_ps(f32::NEG_INFINITY); QB];
+    let nd = a.nd;
+    let mut j = 0;
+    while j + 8 <= nd {
+        prefetch_range(doc, (j + 8) * a.doc_stride, (j + 16) * a.doc_stride);
+        tile16_i8_epi::<QB, 8>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
+        j += 8;
+    }
+    if j + 4 <= nd {
+        tile16_i8_epi::<QB, 4>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
+        j += 4;
+    }
+    while j < nd {
+        tile16_i8_epi::<QB, 1>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
+        j += 1;
+    }
+    store_qmax16(&qm, qmax);
+}
+
+/// i8 kernel (VNNI). `qt`: `[nq/16][dim4][16][4]` of `q + 128` (padding 0);
+/// `qscale`: `[nq/16 * 16]`; `doc`: rows of `doc_stride` (zero padded);
+/// `dsum`: per doc row sum of its i8 values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(crate) fn i8_avx512(
+    qt: &[u8],
+    qscale: &[f32],
+    doc: &[i8],
+    dsum: &[i32],
+    a: &I8Args<'_>,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let (nq, nd) = (a.nq, a.nd);
+    let nqb = nq.div_ceil(16);
+    let qs = a.dimg * 64;
+    assert!(qt.len() >= nqb * qs && qscale.len() >= nqb * 16);
+    assert!(doc.len() >= nd * a.doc_stride && dsum.len() >= nd && a.doc_scale.len() >= nd);
+    assert!(qmax.len() >= nqb * 16 && dmax.len() >= nd);
+    dmax[..nd].fill(f32::NEG_INFINITY);
+    let mut b = 0;
+    while b < nqb {
+        if nqb - b >= 2 {
+            let masks = [mask16(nq, b), mask16(nq, b + 1)];
+            group16_i8::<2>(
+                &qt[b * qs..],
+                qs,
+                &qscale[b * 16..],
+                masks,
+                doc,
+                dsum,
+                a,
+                &mut qmax[b * 16..],
+                dmax,
+            );
+            b += 2;
+        } else {
+            let masks = [mask16(nq, b)];
+            group16_i8::<1>(
+                &qt[b * qs..],
+                qs,
+                &qscale[b * 16..],
+                masks,
+                doc,
+                dsum,
+                a,
+                &mut qmax[b * 16..],
+                dmax,
+            );
+            b += 1;
+        }
+    }
+}
+
+// ------------------------------------------------------------------- AVX2
+
+/// Lane mask (all-ones in valid lanes) for query block `b`.
+#[target_feature(enable = "avx2")]
+fn mask8(nq: usize, b: usize) -> __m256 {
+    let rem = (nq - b * 8).min(8) as i32;
+    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(rem), idx))
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hmax8(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+    _mm_cvtss_f32(m)
+}
+
+/// f16 -> f32 for a whole slice (`dst.len() <= src.len()`).
+#[target_feature(enable = "avx2,f16c")]
+pub(crate) fn f16_to_f32_f16c(src: &[u16], dst: &mut [f32]) {
+    let n = dst.len();
+    assert!(src.len() >= n);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n <= src.len() and <= dst.len(); unaligned ops.
+        unsafe {
+            let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+        }
+        i += 8;
+    }
+    for (o, &h) in dst[i..].iter_mut().zip(&src[i..n]) {
+        *o = crate::score::f16_bits_to_f32(h);
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn tile8_f32<const QB: usize, const DB: usize>(
+    qt: &[f32],
+    qstride: usize,
+    doc: &[f32],
+    dim: usize,
+) -> [[__m256; QB]; DB] {
+    assert!((QB - 1) * qstride + dim * 8 <= qt.len());
+    assert!(DB * dim <= doc.len());
+    let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
+    let mut acc = [[_mm256_setzero_ps(); QB]; DB];
+    for k in 0..dim {
+        let mut qv = [_mm256_setzero_ps(); QB];
+        for (b, v) in qv.iter_mut().enumerate() {
+            // SAFETY: b*qstride + k*8 + 8 <= (QB-1)*qstride + dim*8 <= qt.len().
+            *v = unsafe { _mm256_loadu_ps(qp.add(b * qstride + k * 8)) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r*dim + k < DB*dim <= doc.len().
+            let dv = _mm256_set1_ps(unsafe { *dp.add(r * dim + k) });
+            for (a, q) in row.iter_mut().zip(&qv) {
+                *a = _mm256_fmadd_ps(*q, dv, *a);
+            }
+        }
+    }
+    acc
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn epi8<const QB: usize, const DB: usize>(
+    sims: &[[__m256; QB]; DB],
+    masks: &[__m256; QB],
+    qm: &mut [__m256; QB],
+    dmax: &mut [f32],
+) {
+    let neg = _mm256_set1_ps(f32::NEG_INFINITY);
+    for (row, dm) in sims.iter().zip(dmax.iter_mut()) {
+        let mut m = neg;
+        for ((q, v), k) in qm.iter_mut().zip(row).zip(masks) {
+            *q = _mm256_max_ps(*q, *v);
+            m = _mm256_max_ps(m, _mm256_blendv_ps(neg, *v, *k));
+        }
+        *dm = dm.max(hmax8(m));
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn store_qmax8<const QB: usize>(qm: &[__m256; QB], qmax: &mut [f32]) {
+    assert!(qmax.len() >= QB * 8);
+    for (b, v) in qm.iter().enumerate() {
+        // SAFETY: b*8 + 8 <= QB*8 <= qmax.len().
+        unsafe { _mm256_storeu_ps(qmax.as_mut_ptr().add(b * 8), *v) };
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn group8_f32<const QB: usize>(
+    qt: &[f32],
+    qstride: usize,
+    masks: [__m256; QB],
+    doc: &[f32],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let mut qm = [_mm256_set1_ps(f32::NEG_INFINITY); QB];
+    let mut j = 0;
+    while j + 6 <= nd {
+        prefetch_range(doc, (j + 6) * dim, (j + 12) * dim);
+        let acc = tile8_f32::<QB, 6>(qt, qstride, &doc[j * dim..], dim);
+        epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 6]);
+        j += 6;
+    }
+    if j + 3 <= nd {
+        let acc = tile8_f32::<QB, 3>(qt, qstride, &doc[j * dim..], dim);
+        epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 3]);
+        j += 3;
+    }
+    while j < nd {
+        let acc = tile8_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim);
+        epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
+        j += 1;
+    }
+    store_qmax8(&qm, qmax);
+}
+
+/// f32 kernel (AVX2+FMA). `qt`: `[ceil(nq/8)][dim][8]` (zero padded).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn f32_avx2(
+    qt: &[f32],
+    nq: usize,
+    doc: &[f32],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let nqb = nq.div_ceil(8);
+    let qs = dim * 8;
+    assert!(qt.len() >= nqb * qs && doc.len() >= nd * dim);
+    assert!(qmax.len() >= nqb * 8 && dmax.len() >= nd);
+    dmax[..nd].fill(f32::NEG_INFINITY);
+    let mut b = 0;
+    while b < nqb {
+        if nqb - b >= 2 {
+            let masks = [mask8(nq, b), mask8(nq, b + 1)];
+            group8_f32::<2>(
+                &qt[b * qs..],
+                qs,
+                masks,
+                doc,
+                nd,
+                dim,
+                &mut qmax[b * 8..],
+                dmax,
+            );
+            b += 2;
+        } else {
+            group8_f32::<1>(
+                &qt[b * qs..],
+                qs,
+                [mask8(nq, b)],
+                doc,
+                nd,
+                dim,
+                &mut qmax[b * 8..],
+                dmax,
+            );
+            b += 1;
+        }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+#[inline]
+fn tile8_i16<const QB: usize, const DB: usize>(
+    qt: &[i16],
+    qstride: usize,
+    doc: &[i16],
+    dstride: usize,
+    dim2: usize,
+) -> [[__m256i; QB]; DB] {
+    assert!((QB - 1) * qstride + dim2 * 16 <= qt.len());
+    assert!(dstride >= dim2 * 2 && (DB - 1) * dstride + dim2 * 2 <= doc.len());
+    let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
+    let mut acc = [[_mm256_setzero_si256(); QB]; DB];
+    for g in 0..dim2 {
+        let mut qv = [_mm256_setzero_si256(); QB];
+        for (b, v) in qv.iter_mut().enumerate() {
+            // SAFETY: b*qstride + g*16 + 16 <= (QB-1)*qstride + dim2*16 <= qt.len().
+            *v = unsafe { _mm256_loadu_si256(qp.add(b * qstride + g * 16).cast()) };
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r*dstride + g*2 + 2 <= (DB-1)*dstride + dim2*2 <= doc.len();
+            // read_unaligned has no alignment requirement.
+            let w = unsafe { ptr::read_unaligned(dp.add(r * dstride + g * 2).cast::<i32>()) };
+            let dv = _mm256_set1_epi32(w);
+            for (a, q) in row.iter_mut().zip(&qv) {
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(*q, dv));
+            }
+        }
+    }
+    acc
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn tile8_i16_epi<const QB: usize, const DB: usize>(
+    qt: &[i16],
+    qstride: usize,
+    qs: &[__m256; QB],
+    masks: &[__m256; QB],
+    doc: &[i16],
+    a: &I8Args<'_>,
+    j: usize,
+    qm: &mut [__m256; QB],
+    dmax: &mut [f32],
+) {
+    let acc = tile8_i16::<QB, DB>(qt, qstride, &doc[j * a.doc_stride..], a.doc_stride, a.dimg);
+    let mut sims = [[_mm256_setzero_ps(); QB]; DB];
+    for (r, (srow, arow)) in sims.iter_mut().zip(&acc).enumerate() {
+        let ds = _mm256_set1_ps(a.doc_scale[j + r]);
+        for ((s, &x), q) in srow.iter_mut().zip(arow).zip(qs) {
+            *s = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(x), *q), ds);
+        }
+    }
+    epi8(&sims, masks, qm, &mut dmax[j..j + DB]);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn group8_i16<const QB: usize>(
+    qt: &[i16],
+    qstride: usize,
+    qscale: &[f32],
+    masks: [__m256; QB],
+    doc: &[i16],
+    a: &I8Args<'_>,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    assert!(qscale.len() >= QB * 8);
+    let mut qs = [_mm256_setzero_ps(); QB];
+    for (b, v) in qs.iter_mut().enumerate() {
+        // SAFETY: b*8 + 8 <= QB*8 <= qscale.len().
+        *v = unsafe { _mm256_loadu_ps(qscale.as_ptr().add(b * 8)) };
+    }
+    let mut qm = [_mm256_set1_ps(f32::NEG_INFINITY); QB];
+    let nd = a.nd;
+    let mut j = 0;
+    while j + 4 <= nd {
+        prefetch_range(doc, (j + 4) * a.doc_stride, (j + 8) * a.doc_stride);
+        tile8_i16_epi::<QB, 4>(qt, qstride, &qs, &masks, doc, a, j, &mut qm, dmax);
+        j += 4;
+    }
+    while j < nd {
+        tile8_i16_epi::<QB, 1>(qt, qstride, &qs, &masks, doc, a, j, &mut qm, dmax);
+        j += 1;
+    }
+    store_qmax8(&qm, qmax);
+}
+
+/// i8 kernel (AVX2, `vpmaddwd`). `qt`: `[nq/8][dim2][8][2]` i16 (padding 0);
+/// `doc`: i16 rows of `doc_stride` (zero padded).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn i8_avx2(
+    qt: &[i16],
+    qscale: &[f32],
+    doc: &[i16],
+    a: &I8Args<'_>,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let (nq, nd) = (a.nq, a.nd);
+    let nqb = nq.div_ceil(8);
+    let qs = a.dimg * 16;
+    assert!(qt.len() >= nqb * qs && qscale.len() >= nqb * 8);
+    assert!(doc.len() >= nd * a.doc_stride && a.doc_scale.len() >= nd);
+    assert!(qmax.len() >= nqb * 8 && dmax.len() >= nd);
+    dmax[..nd].fill(f32::NEG_INFINITY);
+    let mut b = 0;
+    while b < nqb {
+        if nqb - b >= 2 {
+            let masks = [mask8(nq, b), mask8(nq, b + 1)];
+            group8_i16::<2>(
+                &qt[b * qs..],
+                qs,
+                &qscale[b * 8..],
+                masks,
+                doc,
+                a,
+                &mut qmax[b * 8..],
+                dmax,
+            );
+            b += 2;
+        } else {
+            let masks = [mask8(nq, b)];
+            group8_i16::<1>(
+                &qt[b * qs..],
+                qs,
+                &qscale[b * 8..],
+                masks,
+                doc,
+                a,
+                &mut qmax[b * 8..],
+                dmax,
+            );
+            b += 1;
+        }
+    }
+}
+
+// ------------------------------------------------------- test-only helpers
+
+/// Hardware `vcvtph2ps` of one half (test oracle). Caller must have checked
+/// F16C support.
+#[cfg(test)]
+pub(crate) fn hw_f16_to_f32(h: u16) -> f32 {
+    #[target_feature(enable = "f16c")]
+    fn inner(h: u16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(h as i16)))
+    }
+    assert!(is_x86_feature_detected!("f16c"));
+    // SAFETY: F16C support asserted just above.
+    unsafe { inner(h) }
+}
+
+/// Hardware `vcvtps2ph` (round to nearest even) of one `f32` (test oracle).
+#[cfg(test)]
+pub(crate) fn hw_f32_to_f16(x: f32) -> u16 {
+    #[target_feature(enable = "f16c")]
+    fn inner(x: f32) -> u16 {
+        _mm_extract_epi16::<0>(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set1_ps(x))) as u16
+    }
+    assert!(is_x86_feature_detected!("f16c"));
+    // SAFETY: F16C support asserted just above.
+    unsafe { inner(x) }
+}
+
+/// x86 dispatch. `kernel` must be `Avx2` or `Avx512` and supported by the CPU
+/// (checked by the caller via [`Kernel::is_supported`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn run_x86(
+    kernel: Kernel,
+    query: &[f32],
+    nq: usize,
+    nd: usize,
+    doc: TokensRef<'_>,
+    dim: usize,
+    s: &mut MaxSimScratch,
+) {
+    let _ = query; // the query is read through the scratch's cached forms
+    assert!(kernel.is_supported() && kernel != Kernel::Portable);
+    let wide = kernel == Kernel::Avx512;
+    let lanes = if wide { 16 } else { 8 };
+    sized(&mut s.qmax, nq.div_ceil(lanes) * lanes);
+    sized(&mut s.dmax, nd);
+    match doc {
+        TokensRef::F32(_) | TokensRef::F16(_) => {
+            s.prep_transposed(lanes);
+            let d: &[f32] = match doc {
+                TokensRef::F32(d) => d,
+                TokensRef::F16(bits) => {
+                    let out = sized(&mut s.doc_f32, nd * dim);
+                    if wide {
+                        // SAFETY: Avx512 support (incl. avx512f) was checked above.
+                        unsafe { f16_to_f32_avx512(bits, out) }
+                    } else {
+                        // SAFETY: Avx2 support (incl. f16c) was checked above.
+                        unsafe { f16_to_f32_f16c(bits, out) }
+                    }
+                    &s.doc_f32
+                }
+                TokensRef::I8 { .. } => unreachable!(),
+            };
+            if wide {
+                // SAFETY: Avx512 support (avx512f) was checked above.
+                unsafe { f32_avx512(&s.qt16, nq, d, nd, dim, &mut s.qmax, &mut s.dmax) }
+            } else {
+                // SAFETY: Avx2 support (avx2, fma) was checked above.
+                unsafe { f32_avx2(&s.qt8, nq, d, nd, dim, &mut s.qmax, &mut s.dmax) }
+            }
+        }
+        TokensRef::I8 { data, scales } => {
+            if wide {
+                s.prep_vnni();
+                let dim4 = dim.div_ceil(4);
+                let stride = dim4 * 4;
+                let d: &[i8] = if stride == dim {
+                    data
+                } else {
+                    let out = sized(&mut s.doc_i8, nd * stride);
+                    for (o, r) in out.chunks_exact_mut(stride).zip(data.chunks_exact(dim)) {
+                        o[..dim].copy_from_slice(r);
+                        o[dim..].fill(0);
+                    }
+                    &s.doc_i8
+                };
+                let sums = sized(&mut s.doc_sum, nd);
+                // SAFETY: Avx512 support (avx512f/bw) was checked above.
+                unsafe { row_sums_i8_avx512(data, dim, sums) };
+                let args = I8Args {
+                    nq,
+                    nd,
+                    dimg: dim4,
+                    doc_stride: stride,
+                    doc_scale: scales,
+                };
+                // SAFETY: Avx512 support (avx512f/bw/vnni) was checked above.
+                unsafe {
+                    i8_avx512(
+                        &s.qt_u8,
+                        &s.qs16,
+                        d,
+                        &s.doc_sum,
+                        &args,
+                        &mut s.qmax,
+                        &mut s.dmax,
+                    )
+                }
+            } else {
+                s.prep_madd();
+                let dim2 = dim.div_ceil(2);
+                let stride = dim2 * 2;
+                let out = sized(&mut s.doc_i16, nd * stride);
+                for (o, r) in out.chunks_exact_mut(stride).zip(data.chunks_exact(dim)) {
+                    for (a, &b) in o.iter_mut().zip(r) {
+                        *a = i16::from(b);
+                    }
+                    o[dim..].fill(0);
+                }
+                let args = I8Args {
+                    nq,
+                    nd,
+                    dimg: dim2,
+                    doc_stride: stride,
+                    doc_scale: scales,
+                };
+                // SAFETY: Avx2 support (avx2, fma) was checked above.
+                unsafe {
+                    i8_avx2(
+                        &s.qt_i16,
+                        &s.qs8,
+                        &s.doc_i16,
+                        &args,
+                        &mut s.qmax,
+                        &mut s.dmax,
+                    )
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Collections through the public API: durability, deletes, compaction,
+//! corruption reports, locking, dtypes.
+
+use std::path::{Path, PathBuf};
+
+use weft::bundle::Modality;
+use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
+use weft::Error;
+
+const DIM: usize = 16;
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-coll-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Deterministic unit vector from a seed (SplitMix64).
+fn vector(seed: u64, dim: usize) -> Vec<f32> {
+    let mut s = seed;
+    let mut v: Vec<f32> = (0..dim)
+        .map(|_| {
+            s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// Stored embeddings are re-normalised: equal up to rounding.
+fn assert_close(a: &[f32], b: &[f32]) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
+}
+
+fn item(i: u64) -> NewItem {
+    let tokens: Vec<f32> = (0..3).flat_map(|t| vector(i * 10 + t, DIM)).collect();
+    NewItem::new(format!("item-{i}"), Modality::Text, vector(i, DIM))
+        .with_tokens(tokens, None)
+        .with_payload(serde_json::json!({ "n": i, "even": i.is_multiple_of(2) }))
+        .with_source(format!("file-{i}.txt"))
+}
+
+fn config() -> CollectionConfig {
+    CollectionConfig::new("tiny", "hash", DIM).with_checkpoint_items(50)
+}
+
+#[test]
+fn committed_items_survive_reopen_with_every_dtype() {
+    for dtype in [TokenDtype::F32, TokenDtype::F16, TokenDtype::I8] {
+        let dir = tempdir(&format!("dtype-{dtype:?}"));
+        {
+            let c = Collection::create(&dir, config().with_token_dtype(dtype)).unwrap();
+            for i in 0..120 {
+                c.add(item(i)).unwrap();
+            }
+            let stats = c.commit().unwrap();
+            assert_eq!(stats.added, 120);
+            assert!(stats.checkpointed, "120 >= 50 items: a checkpoint runs");
+            for i in 120..130 {
+                c.add(item(i)).unwrap();
+            }
+            c.commit().unwrap();
+            c.add(item(999)).unwrap(); // staged, never committed
+        }
+        let c = Collection::open(&dir).unwrap();
+        let snap = c.snapshot();
+        assert_eq!(snap.len(), 130, "{dtype:?}");
+        assert!(
+            snap.doc_of("item-999").unwrap().is_none(),
+            "uncommitted item visible"
+        );
+        for i in [0u64, 77, 125] {
+            let doc = snap.doc_of(&format!("item-{i}")).unwrap().unwrap();
+            assert_close(snap.embedding(doc).unwrap(), &vector(i, DIM));
+            let meta = snap.meta(doc).unwrap();
+            assert_eq!(meta.source, format!("file-{i}.txt"));
+            assert_eq!(meta.n_tokens, 3);
+            let payload: serde_json::Value = serde_json::from_str(&meta.payload).unwrap();
+            assert_eq!(payload["n"], i);
+            let tokens = snap.tokens(doc).unwrap().to_f32();
+            let want: Vec<f32> = (0..3).flat_map(|t| vector(i * 10 + t, DIM)).collect();
+            let bound = match dtype {
+                TokenDtype::F32 => 0.0,
+                TokenDtype::F16 => 1e-3,
+                TokenDtype::I8 => 0.5 / 127.0 + 1e-6,
+            };
+            for (a, b) in tokens.iter().zip(&want) {
+                assert!((a - b).abs() <= bound, "{dtype:?}: {a} vs {b}");
+            }
+        }
+        c.verify().unwrap();
+    }
+}
+
+#[test]
+fn duplicates_upserts_and_deletes() {
+    let dir = tempdir("ops");
+    let c = Collection::create(&dir, config()).unwrap();
+    c.add(item(1)).unwrap();
+    c.commit().unwrap();
+    let err = c.add(item(1)).unwrap_err();
+    assert!(matches!(err, Error::DuplicateId { .. }), "{err}");
+    // upsert replaces: new vector, same id, one live item
+    let mut replacement = item(1);
+    replacement.embedding = vector(500, DIM);
+    c.upsert(replacement).unwrap();
+    c.commit().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 1);
+    let doc = snap.doc_of("item-1").unwrap().unwrap();
+    assert_close(snap.embedding(doc).unwrap(), &vector(500, DIM));
+    // delete hides at once, inside the search
+    assert!(c.delete("item-1").unwrap());
+    assert!(!c.delete("nope").unwrap());
+    c.commit().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 0);
+    assert!(snap.ann(&vector(500, DIM), 5, &|_| true).is_empty());
+    // wrong dimension and NaN are refused with the item named
+    let bad = NewItem::new("short", Modality::Text, vec![1.0; DIM - 1]);
+    let err = c.add(bad).unwrap_err().to_string();
+    assert!(
+        err.contains("short") && err.contains("expected 16"),
+        "{err}"
+    );
+    let mut nan = item(5);
+    nan.embedding[0] = f32::NAN;
+    assert!(c.add(nan).unwrap_err().to_string().contains("item-5"));
+}
+
+#[test]
+fn a_reader_keeps_its_snapshot_while_the_writer_commits() {
+    let dir = tempdir("snap");
+    let c = Collection::create(&dir, config()).unwrap();
+    for i in 0..10 {
+        c.add(item(i)).unwrap();
+    }
+    c.commit().unwrap();
+    let before = c.snapshot();
+    for i in 10..200 {
+        c.add(item(i)).unwrap();
+    }
+    c.delete("item-3").unwrap();
+    c.commit().unwrap();
+    assert_eq!(before.len(), 10);
+    assert!(before.doc_of("item-3").unwrap().is_some());
+    let hits = before.ann(&vector(150, DIM), 5, &|_| true);
+    assert!(
+        hits.iter().all(|(d, _)| *d < 10),
+        "old snapshot sees new items: {hits:?}"
+    );
+    assert_eq!(c.snapshot().len(), 199);
+    // another process-level reader sees the committed state
+    let reader = Collection::open(&dir).unwrap();
+    assert_eq!(reader.snapshot().len(), 199);
+}
+
+#[test]
+fn delete_and_compaction_keep_search_correct_and_reclaim_space() {
+    let dir = tempdir("compact");
+    let c = Collection::create(&dir, config()).unwrap();
+    for i in 0..300 {
+        c.add(item(i)).unwrap();
+    }
+    c.commit().unwrap();
+    for i in (0..300).filter(|i| i % 3 != 0) {
+        c.delete(&format!("item-{i}")).unwrap();
+    }
+    c.commit().unwrap();
+    c.checkpoint().unwrap();
+    let before = c.info();
+    assert_eq!(before.items, 100);
+    assert_eq!(before.deleted, 200);
+    let check = |c: &Collection| {
+        let snap = c.snapshot();
+        for i in (0..300).step_by(7) {
+            let hits = snap.ann(&vector(i, DIM), 3, &|_| true);
+            let ids: Vec<String> = hits
+                .iter()
+                .map(|(d, _)| snap.meta(*d).unwrap().id)
+                .collect();
+            if i % 3 == 0 {
+                assert_eq!(
+                    ids[0],
+                    format!("item-{i}"),
+                    "live item is its own nearest neighbour"
+                );
+            }
+            assert!(
+                ids.iter()
+                    .all(|id| id[5..].parse::<u64>().unwrap() % 3 == 0),
+                "deleted item returned: {ids:?}"
+            );
+        }
+    };
+    check(&c);
+    c.compact().unwrap();
+    let after = c.info();
+    assert_eq!(after.items, 100);
+    assert_eq!(after.deleted, 0);
+    assert!(
+        after.disk_bytes < before.disk_bytes,
+        "{} !< {}",
+        after.disk_bytes,
+        before.disk_bytes
+    );
+    check(&c);
+    drop(c);
+    let c = Collection::open_writer(&dir).unwrap();
+    check(&c);
+    c.verify().unwrap();
+    // adding after compaction continues the doc numbering
+    c.add(item(1000)).unwrap();
+    c.commit().unwrap();
+    assert_eq!(c.snapshot().len(), 101);
+}
+
+#[test]
+fn a_second_writer_is_refused() {
+    let dir = tempdir("lock");
+    let c = Collection::create(&dir, config()).unwrap();
+    let err = Collection::open_writer(&dir).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("locked"), "{err}");
+    // readers are fine
+    Collection::open(&dir).unwrap();
+    drop(c);
+    Collection::open_writer(&dir).unwrap();
+}
+
+#[test]
+fn another_bundle_is_refused() {
+    let dir = tempdir("bundle");
+    let c = Collection::create(&dir, CollectionConfig::new("tiny-vl", "abc", 32)).unwrap();
+    let bundle = weft::bundle::Bundle::open(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bundles/tiny-mol"),
+    )
+    .unwrap();
+    let err = c.check_bundle(&bundle).unwrap_err().to_string();
+    assert!(err.contains("tiny-vl") && err.contains("tiny-mol"), "{err}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_any_file_is_reported_by_name() {
+    let dir = tempdir("corrupt");
+    {
+        let c = Collection::create(&dir, config()).unwrap();
+        for i in 0..60 {
+            c.add(item(i)).unwrap();
+        }
+        c.commit().unwrap(); // checkpoint: segment + hnsw dump
+        c.delete("item-4").unwrap();
+        c.commit().unwrap();
+        c.checkpoint().unwrap(); // del file
+        for i in 60..70 {
+            c.add(item(i)).unwrap();
+        }
+        c.commit().unwrap(); // wal records
+        c.add(item(70)).unwrap();
+        c.commit().unwrap(); // a second wal batch, so damage is not at the tail
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "LOCK")
+        .collect();
+    names.sort();
+    for kind in [
+        "collection.cfg",
+        "MANIFEST",
+        ".idx",
+        ".ids",
+        ".vec",
+        ".tok",
+        ".meta",
+        "del-",
+        "hnsw.graph",
+        "hnsw.data",
+        "wal-",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(kind)),
+            "no {kind} file in {names:?}"
+        );
+    }
+    for name in &names {
+        let copy = tempdir(&format!("corrupt-{name}"));
+        copy_dir(&dir, &copy);
+        let path = copy.join(name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Flip a byte in the first third: inside the first records/entries.
+        let at = 16 + (bytes.len() - 32) / 3;
+        bytes[at] ^= 0x5a;
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = Collection::open(&copy).and_then(|c| c.verify().map(|_| c));
+        let err = match outcome {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("flipped byte {at} of {name} went unnoticed"),
+        };
+        assert!(
+            err.contains(name.as_str()),
+            "error for {name} does not name it: {err}"
+        );
+    }
+}
