@@ -24,6 +24,7 @@ mod error;
 pub mod index;
 pub mod runtime;
 pub mod score;
+pub mod search;
 pub mod store;
 mod sys;
 

@@ -1,0 +1,231 @@
+//! Search pipeline through the public API: ANN + re-rank against exhaustive
+//! late interaction, filters, scorer errors, explanations.
+
+use std::path::PathBuf;
+
+use weft::bundle::Modality;
+use weft::search::{
+    search, Candidates, Direction, Filter, Query, Scorer, SearchOptions, SearchScratch,
+};
+use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
+
+const DIM: usize = 32;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn unit(&mut self, around: Option<&[f32]>, noise: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..DIM)
+            .map(|i| around.map_or(0.0, |c| c[i]) + noise * self.f())
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-search-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// `n` items in 30 topics: embedding near the topic centre, 8 tokens near it too.
+fn build(tag: &str, n: usize, seed: u64, dtype: TokenDtype) -> (Collection, Vec<Vec<f32>>) {
+    let mut rng = Rng(seed);
+    let topics: Vec<Vec<f32>> = (0..30).map(|_| rng.unit(None, 1.0)).collect();
+    let c = Collection::create(
+        tempdir(tag),
+        CollectionConfig::new("t", "h", DIM)
+            .with_token_dtype(dtype)
+            .with_checkpoint_items(1000),
+    )
+    .unwrap();
+    for i in 0..n {
+        let t = &topics[i % topics.len()];
+        let tokens: Vec<f32> = (0..8).flat_map(|_| rng.unit(Some(t), 0.45)).collect();
+        let emb = mean_pool(&tokens);
+        let item = NewItem::new(format!("i{i}"), Modality::Image, emb)
+            .with_tokens(tokens, Some([2, 4]))
+            .with_payload(serde_json::json!({ "topic": i % 30, "rare": i % 97 == 0, "n": i }));
+        c.add(item).unwrap();
+    }
+    c.commit().unwrap();
+    (c, topics)
+}
+
+/// The global embedding as the encoders make it: the normalised mean of the tokens.
+fn mean_pool(tokens: &[f32]) -> Vec<f32> {
+    let mut m = [0f32; DIM];
+    for row in tokens.chunks_exact(DIM) {
+        m.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+    }
+    let n = m.iter().map(|x| x * x).sum::<f32>().sqrt();
+    m.iter().map(|x| x / n).collect()
+}
+
+fn query(rng: &mut Rng, topic: &[f32]) -> Query {
+    let tokens: Vec<f32> = (0..5).flat_map(|_| rng.unit(Some(topic), 0.45)).collect();
+    Query::new(mean_pool(&tokens), tokens)
+}
+
+#[test]
+fn ann_plus_rerank_recovers_the_exhaustive_late_interaction_top_10() {
+    let seed = 77;
+    for dtype in [TokenDtype::F32, TokenDtype::I8] {
+        let (c, topics) = build(&format!("rerank-{dtype:?}"), 6000, seed, dtype);
+        let snap = c.snapshot();
+        let mut rng = Rng(seed ^ 9);
+        let mut scratch = SearchScratch::new();
+        let mut overlap = 0;
+        let queries = 40;
+        for qi in 0..queries {
+            let q = query(&mut rng, &topics[qi % 30]);
+            let scorer = Scorer::Filip(Direction::QueryToItem);
+            let exact = search(
+                &snap,
+                &q,
+                &SearchOptions::default()
+                    .with_scorer(scorer)
+                    .with_candidates(Candidates::Exact),
+                &mut scratch,
+            )
+            .unwrap();
+            let ann = search(
+                &snap,
+                &q,
+                &SearchOptions::default()
+                    .with_scorer(scorer)
+                    .with_exact_below(0)
+                    .with_candidates(Candidates::Oversample(20)),
+                &mut scratch,
+            )
+            .unwrap();
+            assert_eq!(ann.len(), 10);
+            overlap += ann
+                .iter()
+                .filter(|h| exact.iter().any(|e| e.doc == h.doc))
+                .count();
+        }
+        let ratio = overlap as f64 / (10.0 * queries as f64);
+        eprintln!("{dtype:?}: ANN + FILIP re-rank keeps {ratio:.3} of the exhaustive top-10 (seed {seed})");
+        assert!(ratio >= 0.95, "seed {seed} {dtype:?}: {ratio}");
+    }
+}
+
+#[test]
+fn a_filtered_query_returns_k_results_when_k_match() {
+    let (c, topics) = build("filter", 3000, 5, TokenDtype::F16);
+    let snap = c.snapshot();
+    let mut rng = Rng(1);
+    let mut scratch = SearchScratch::new();
+    // 31 items have rare = true (i % 97 == 0), spread over topics unrelated to the query.
+    let filter = Filter::parse(r#"{"rare": true}"#).unwrap();
+    for scorer in [Scorer::Global, Scorer::MaxSim] {
+        let q = query(&mut rng, &topics[3]);
+        let opts = SearchOptions::default()
+            .with_k(10)
+            .with_scorer(scorer)
+            .with_exact_below(0)
+            .with_filter(Some(filter.clone()));
+        let hits = search(&snap, &q, &opts, &mut scratch).unwrap();
+        assert_eq!(hits.len(), 10, "{scorer:?}");
+        assert!(hits.iter().all(|h| h.payload["rare"] == true));
+    }
+    // ranges and membership too
+    let f = Filter::parse(r#"{"n": {"gte": 100, "lt": 130}, "topic": {"in": [1, 2]}}"#).unwrap();
+    let q = query(&mut rng, &topics[0]);
+    let hits = search(
+        &snap,
+        &q,
+        &SearchOptions::default()
+            .with_k(50)
+            .with_exact_below(0)
+            .with_filter(Some(f)),
+        &mut scratch,
+    )
+    .unwrap();
+    assert_eq!(hits.len(), 2, "items 121 and 122 match"); // 121 % 30 = 1, 122 % 30 = 2
+}
+
+#[test]
+fn late_interaction_without_tokens_is_an_error_not_a_fallback() {
+    let (c, topics) = build("notokens", 50, 3, TokenDtype::F32);
+    let snap = c.snapshot();
+    let q = Query::new(topics[0].clone(), Vec::new());
+    let mut scratch = SearchScratch::new();
+    let err = search(
+        &snap,
+        &q,
+        &SearchOptions::default().with_scorer(Scorer::MaxSim),
+        &mut scratch,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("late interaction unavailable"),
+        "{err}"
+    );
+    // global works without tokens
+    assert_eq!(
+        search(&snap, &q, &SearchOptions::default(), &mut scratch)
+            .unwrap()
+            .len(),
+        10
+    );
+    // items without tokens
+    let c2 =
+        Collection::create(tempdir("notokens2"), CollectionConfig::new("t", "h", DIM)).unwrap();
+    c2.add(NewItem::new("bare", Modality::Text, topics[0].clone()))
+        .unwrap();
+    c2.commit().unwrap();
+    let q = Query::new(topics[0].clone(), topics[0].clone());
+    let err = search(
+        &c2.snapshot(),
+        &q,
+        &SearchOptions::default().with_scorer(Scorer::Filip(Direction::Symmetric)),
+        &mut scratch,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("bare") && err.to_string().contains("no token matrix"),
+        "{err}"
+    );
+}
+
+#[test]
+fn explanations_give_patch_positions_and_search_by_id_excludes_the_item() {
+    let (c, _) = build("explain", 200, 11, TokenDtype::F32);
+    let snap = c.snapshot();
+    let (q, doc) = Query::from_item(&snap, "i7").unwrap();
+    let mut scratch = SearchScratch::new();
+    let hits = search(
+        &snap,
+        &q,
+        &SearchOptions::default()
+            .with_scorer(Scorer::Hybrid { weight: 0.3 })
+            .with_explain(true)
+            .with_exclude(Some(doc)),
+        &mut scratch,
+    )
+    .unwrap();
+    assert!(hits.iter().all(|h| h.id != "i7"));
+    assert_eq!(hits[0].payload["topic"], 7, "nearest items share the topic");
+    let ex = hits[0].explanation.as_ref().unwrap();
+    assert_eq!(ex.len(), 8, "one match per query token");
+    for m in ex {
+        let [r, col] = m.patch.unwrap();
+        assert!(r < 2 && col < 4);
+        assert_eq!(r * 4 + col, m.item_token);
+    }
+    let err = Query::from_item(&snap, "nope").unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+}
