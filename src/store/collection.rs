@@ -638,6 +638,21 @@ impl Collection {
         Ok(())
     }
 
+    /// Stages a new payload for the committed item `id` (vectors unchanged);
+    /// returns whether the item exists.
+    pub fn update_payload(&self, id: &str, payload: serde_json::Value) -> Result<bool> {
+        let snap = self.snapshot();
+        let Some(doc) = snap.doc_of(id)? else {
+            return Ok(false);
+        };
+        let mut item = snap.stored(doc)?;
+        item.meta.payload = serde_json::to_string(&payload).expect("json value serialises");
+        let mut w = self.writer()?;
+        w.staged_ids.insert(id.to_string());
+        w.staged.push(Staged::Upsert(item));
+        Ok(true)
+    }
+
     /// Stages the deletion of `id`; returns whether it exists (committed or staged).
     pub fn delete(&self, id: &str) -> Result<bool> {
         let mut w = self.writer()?;

@@ -1,0 +1,563 @@
+//! Zero-shot classification: labels embedded through prompt templates,
+//! probabilities by a softmax with the bundle's logit scale, top-k, abstain,
+//! multi-label thresholds, and bulk tagging of a collection.
+//!
+//! A label's embedding is the normalised mean of the text encoder's
+//! embeddings of every template with the label filled in (CLIP's prompt
+//! ensembling). Label embeddings are cached per bundle hash + label +
+//! templates, so a repeated call encodes only its input.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::bundle::Modality;
+use crate::encoder::{BundleEncoders, Input};
+use crate::error::{Error, Result};
+use crate::score::{self, MaxSimScratch};
+use crate::search::Query;
+use crate::store::Collection;
+
+/// How labels are scored against the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelScoring {
+    /// Cosine of global embeddings.
+    #[default]
+    Global,
+    /// FILIP: mean over the input's tokens of the best token of the label's
+    /// first prompt (the template ensemble has no token matrix).
+    Filip,
+}
+
+/// Options of a classification.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClassifyOptions {
+    /// Templates with `{}`; `None` = the bundle's `[zero_shot] templates`.
+    pub templates: Option<Vec<String>>,
+    /// Softmax temperature; `None` = 1 / the bundle's logit scale.
+    pub temperature: Option<f32>,
+    /// Labels returned, best first. Default 5.
+    pub top_k: usize,
+    /// Return "none of these" when the best probability is below this.
+    pub abstain_below: Option<f32>,
+    /// Multi-label mode: a label is on when its cosine score reaches its
+    /// threshold (per label; `default_threshold` for the others).
+    pub multi_label: Option<MultiLabel>,
+    /// Scoring.
+    pub scoring: LabelScoring,
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        ClassifyOptions {
+            templates: None,
+            temperature: None,
+            top_k: 5,
+            abstain_below: None,
+            multi_label: None,
+            scoring: LabelScoring::Global,
+        }
+    }
+}
+
+impl ClassifyOptions {
+    /// Sets the templates.
+    pub fn with_templates(mut self, t: Vec<String>) -> Self {
+        self.templates = Some(t);
+        self
+    }
+    /// Sets top-k.
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+    /// Sets the abstain threshold (a probability).
+    pub fn with_abstain_below(mut self, p: Option<f32>) -> Self {
+        self.abstain_below = p;
+        self
+    }
+    /// Sets the temperature.
+    pub fn with_temperature(mut self, t: Option<f32>) -> Self {
+        self.temperature = t;
+        self
+    }
+    /// Sets multi-label mode.
+    pub fn with_multi_label(mut self, m: Option<MultiLabel>) -> Self {
+        self.multi_label = m;
+        self
+    }
+    /// Sets the scoring.
+    pub fn with_scoring(mut self, s: LabelScoring) -> Self {
+        self.scoring = s;
+        self
+    }
+}
+
+/// Multi-label thresholds (on cosine scores).
+#[derive(Debug, Clone, Default)]
+pub struct MultiLabel {
+    /// Threshold of labels without their own.
+    pub default_threshold: f32,
+    /// Per-label thresholds.
+    pub thresholds: HashMap<String, f32>,
+}
+
+/// One label's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelScore {
+    /// The label.
+    pub label: String,
+    /// Cosine (or FILIP) score.
+    pub score: f32,
+    /// Softmax probability over the labels.
+    pub probability: f32,
+}
+
+/// A classification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Classification {
+    /// Top labels, best first.
+    pub labels: Vec<LabelScore>,
+    /// The best label, or `None` when abstaining ("none of these").
+    pub best: Option<String>,
+    /// Multi-label mode: every label over its threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub on: Option<Vec<String>>,
+}
+
+#[derive(Debug)]
+struct LabelVec {
+    embedding: Vec<f32>,
+    tokens: Vec<f32>,
+}
+
+/// Counters of the label cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Labels served from the cache.
+    pub hits: u64,
+    /// Labels encoded.
+    pub misses: u64,
+    /// Prompts sent to the text encoder.
+    pub prompts_encoded: u64,
+}
+
+/// Label embeddings keyed by bundle hash + label + templates.
+#[derive(Debug, Default)]
+pub struct LabelCache {
+    map: Mutex<HashMap<(String, String, u64), Arc<LabelVec>>>,
+    stats: Mutex<CacheStats>,
+}
+
+impl LabelCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::InvalidInput {
+        item: "labels".into(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks the labels and templates of a call.
+pub fn validate(labels: &[String], templates: &[String]) -> Result<()> {
+    if labels.is_empty() {
+        return Err(invalid("the label list is empty"));
+    }
+    let mut seen = HashSet::new();
+    for l in labels {
+        let key = l.trim().to_lowercase();
+        if key.is_empty() {
+            return Err(invalid("a label is empty"));
+        }
+        if !seen.insert(key) {
+            return Err(invalid(format!("duplicate label `{l}`")));
+        }
+    }
+    if templates.is_empty() {
+        return Err(invalid("no prompt templates"));
+    }
+    if let Some(t) = templates.iter().find(|t| !t.contains("{}")) {
+        return Err(Error::InvalidInput {
+            item: "templates".into(),
+            reason: format!("template `{t}` has no `{{}}` placeholder for the label"),
+        });
+    }
+    Ok(())
+}
+
+fn templates_key(templates: &[String]) -> u64 {
+    templates.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, t| {
+        t.bytes()
+            .chain([0u8])
+            .fold(h, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    })
+}
+
+/// A zero-shot classifier over a bundle's encoders.
+#[derive(Debug)]
+pub struct Classifier {
+    encoders: BundleEncoders,
+    cache: Arc<LabelCache>,
+    scratch: MaxSimScratch,
+}
+
+impl Classifier {
+    /// A classifier with its own cache.
+    pub fn new(encoders: BundleEncoders) -> Self {
+        Self::with_cache(encoders, Arc::new(LabelCache::new()))
+    }
+
+    /// A classifier sharing a cache.
+    pub fn with_cache(encoders: BundleEncoders, cache: Arc<LabelCache>) -> Self {
+        Classifier {
+            encoders,
+            cache,
+            scratch: MaxSimScratch::new(),
+        }
+    }
+
+    /// The encoders.
+    pub fn encoders(&mut self) -> &mut BundleEncoders {
+        &mut self.encoders
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &LabelCache {
+        &self.cache
+    }
+
+    fn templates(&self, options: &ClassifyOptions) -> Vec<String> {
+        options.templates.clone().unwrap_or_else(|| {
+            self.encoders
+                .bundle()
+                .manifest()
+                .zero_shot
+                .templates
+                .clone()
+        })
+    }
+
+    /// Embeddings of `labels` (cached).
+    fn label_vecs(
+        &mut self,
+        labels: &[String],
+        templates: &[String],
+    ) -> Result<Vec<Arc<LabelVec>>> {
+        validate(labels, templates)?;
+        let hash = self.encoders.bundle().hash().to_string();
+        let tkey = templates_key(templates);
+        let key = |l: &str| (hash.clone(), l.trim().to_string(), tkey);
+        let mut out: Vec<Option<Arc<LabelVec>>> = {
+            let map = self.cache.map.lock().unwrap_or_else(|e| e.into_inner());
+            labels.iter().map(|l| map.get(&key(l)).cloned()).collect()
+        };
+        let missing: Vec<usize> = (0..labels.len()).filter(|i| out[*i].is_none()).collect();
+        {
+            let mut s = self.cache.stats.lock().unwrap_or_else(|e| e.into_inner());
+            s.hits += (labels.len() - missing.len()) as u64;
+            s.misses += missing.len() as u64;
+            s.prompts_encoded += (missing.len() * templates.len()) as u64;
+        }
+        if !missing.is_empty() {
+            let prompts: Vec<String> = missing
+                .iter()
+                .flat_map(|i| {
+                    templates
+                        .iter()
+                        .map(move |t| t.replace("{}", labels[*i].trim()))
+                })
+                .collect();
+            let inputs: Vec<Input<'_>> = prompts.iter().map(|p| Input::Text(p)).collect();
+            let encoded = self.encoders.encoder(Modality::Text)?.encode(&inputs);
+            let mut encoded = encoded.into_iter();
+            let mut map = self.cache.map.lock().unwrap_or_else(|e| e.into_inner());
+            for i in missing {
+                let mut sum: Vec<f32> = Vec::new();
+                let mut first_tokens = None;
+                for _ in templates {
+                    let e = encoded.next().expect("one result per prompt")?;
+                    if sum.is_empty() {
+                        sum = vec![0.0; e.embedding.len()];
+                    }
+                    sum.iter_mut().zip(&e.embedding).for_each(|(a, b)| *a += b);
+                    first_tokens.get_or_insert(e.tokens);
+                }
+                let n = sum.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                let v = Arc::new(LabelVec {
+                    embedding: sum.iter().map(|x| x / n).collect(),
+                    tokens: first_tokens.unwrap_or_default(),
+                });
+                map.insert(key(&labels[i]), Arc::clone(&v));
+                out[i] = Some(v);
+            }
+        }
+        Ok(out.into_iter().map(|v| v.expect("filled")).collect())
+    }
+
+    /// Classifies one input (image, text or SMILES) among `labels`.
+    pub fn classify(
+        &mut self,
+        input: Input<'_>,
+        labels: &[String],
+        options: &ClassifyOptions,
+    ) -> Result<Classification> {
+        let templates = self.templates(options);
+        validate(labels, &templates)?;
+        let encoded = self.encoders.encode(&[input]).remove(0)?;
+        self.classify_query(&Query::from_encoded(encoded), labels, options)
+    }
+
+    /// Classifies an already-encoded query (a stored item, say) among `labels`.
+    pub fn classify_query(
+        &mut self,
+        query: &Query,
+        labels: &[String],
+        options: &ClassifyOptions,
+    ) -> Result<Classification> {
+        let templates = self.templates(options);
+        let vecs = self.label_vecs(labels, &templates)?;
+        let dim = query.embedding.len();
+        let scores: Vec<f32> = match options.scoring {
+            LabelScoring::Global => vecs
+                .iter()
+                .map(|v| crate::index::dot(&query.embedding, &v.embedding))
+                .collect(),
+            LabelScoring::Filip => {
+                if query.tokens.is_empty() || vecs.iter().any(|v| v.tokens.is_empty()) {
+                    return Err(invalid("late interaction unavailable: the input or the labels have no token matrix"));
+                }
+                let nq = query.tokens.len() / dim;
+                vecs.iter()
+                    .map(|v| {
+                        score::interact(
+                            &query.tokens,
+                            nq,
+                            score::TokensRef::F32(&v.tokens),
+                            dim,
+                            &mut self.scratch,
+                        )
+                        .filip_q2d()
+                    })
+                    .collect()
+            }
+        };
+        let scale = match options.temperature {
+            Some(t) if t > 0.0 => 1.0 / t,
+            Some(t) => return Err(invalid(format!("temperature {t} must be > 0"))),
+            None => self.encoders.bundle().manifest().zero_shot.logit_scale,
+        };
+        Ok(decide(labels, &scores, scale, options))
+    }
+
+    /// Label embeddings for bulk use (tagging), in label order.
+    pub fn label_embeddings(
+        &mut self,
+        labels: &[String],
+        options: &ClassifyOptions,
+    ) -> Result<Vec<Vec<f32>>> {
+        let templates = self.templates(options);
+        Ok(self
+            .label_vecs(labels, &templates)?
+            .iter()
+            .map(|v| v.embedding.clone())
+            .collect())
+    }
+}
+
+/// Softmax, top-k, abstain and multi-label from raw scores.
+pub fn decide(
+    labels: &[String],
+    scores: &[f32],
+    logit_scale: f32,
+    options: &ClassifyOptions,
+) -> Classification {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = scores
+        .iter()
+        .map(|s| ((s - max) * logit_scale).exp())
+        .collect();
+    let total: f32 = exps.iter().sum();
+    let mut ranked: Vec<LabelScore> = labels
+        .iter()
+        .zip(scores)
+        .zip(&exps)
+        .map(|((l, s), e)| LabelScore {
+            label: l.clone(),
+            score: *s,
+            probability: e / total,
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let best = ranked
+        .first()
+        .filter(|b| options.abstain_below.is_none_or(|t| b.probability >= t))
+        .map(|b| b.label.clone());
+    let on = options.multi_label.as_ref().map(|m| {
+        ranked
+            .iter()
+            .filter(|l| l.score >= *m.thresholds.get(&l.label).unwrap_or(&m.default_threshold))
+            .map(|l| l.label.clone())
+            .collect()
+    });
+    ranked.truncate(options.top_k.max(1));
+    Classification {
+        labels: ranked,
+        best,
+        on,
+    }
+}
+
+/// Progress of [`tag_collection`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TagReport {
+    /// Items classified in this run.
+    pub tagged: usize,
+    /// Items skipped because an earlier run with the same labels tagged them (resume).
+    pub skipped: usize,
+    /// Live items in the collection.
+    pub total: usize,
+}
+
+/// Payload key holding the labels written by tagging.
+pub const TAGS_KEY: &str = "weft_labels";
+/// Payload key recording which tagging run wrote them (for resuming).
+pub const TAG_RUN_KEY: &str = "weft_labels_run";
+
+/// Settings of [`tag_collection`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TagOptions {
+    /// How each item is classified.
+    pub classify: ClassifyOptions,
+    /// Write the labels into the payloads (else only report them).
+    pub write: bool,
+    /// Commit after this many updated items. Default 256.
+    pub commit_every: usize,
+}
+
+impl Default for TagOptions {
+    fn default() -> Self {
+        TagOptions {
+            classify: ClassifyOptions::default(),
+            write: false,
+            commit_every: 256,
+        }
+    }
+}
+
+impl TagOptions {
+    /// Sets the classification options.
+    pub fn with_classify(mut self, c: ClassifyOptions) -> Self {
+        self.classify = c;
+        self
+    }
+    /// Writes labels into payloads.
+    pub fn with_write(mut self, w: bool) -> Self {
+        self.write = w;
+        self
+    }
+    /// Sets the commit interval.
+    pub fn with_commit_every(mut self, n: usize) -> Self {
+        self.commit_every = n;
+        self
+    }
+}
+
+/// Classifies every item of `collection` from its stored embedding (no
+/// re-encoding). With `write`, the top labels (`top_k`, or the multi-label
+/// set) go into each item's payload under [`TAGS_KEY`], committed every
+/// `commit_every` items; a rerun with the same labels and options skips
+/// items already tagged (resumable). `on_item(id, classification, done,
+/// total)` is called after each item classified or skipped (`None`).
+pub fn tag_collection(
+    classifier: &mut Classifier,
+    collection: &Collection,
+    labels: &[String],
+    tag: &TagOptions,
+    mut on_item: impl FnMut(&str, Option<&Classification>, usize, usize),
+) -> Result<TagReport> {
+    let options = &tag.classify;
+    let (write, commit_every) = (tag.write, tag.commit_every);
+    let label_vecs = classifier.label_embeddings(labels, options)?;
+    let run = format!(
+        "{:016x}",
+        templates_key(&[
+            labels.join("\u{1f}"),
+            format!(
+                "{}|{:?}",
+                options.top_k,
+                options.multi_label.as_ref().map(|m| m.default_threshold)
+            )
+        ])
+    );
+    let scale = match options.temperature {
+        Some(t) if t > 0.0 => 1.0 / t,
+        _ => {
+            classifier
+                .encoders
+                .bundle()
+                .manifest()
+                .zero_shot
+                .logit_scale
+        }
+    };
+    let snap = collection.snapshot();
+    let docs: Vec<_> = snap.live_docs().collect();
+    let mut report = TagReport {
+        total: docs.len(),
+        ..Default::default()
+    };
+    let mut pending = 0;
+    for (n, doc) in docs.iter().enumerate() {
+        let meta = snap.meta(*doc)?;
+        let mut payload: serde_json::Value =
+            serde_json::from_str(&meta.payload).unwrap_or(serde_json::Value::Null);
+        if write && payload.get(TAG_RUN_KEY).and_then(|v| v.as_str()) == Some(run.as_str()) {
+            report.skipped += 1;
+            on_item(&meta.id, None, n + 1, docs.len());
+            continue;
+        }
+        let emb = snap.embedding(*doc)?;
+        let scores: Vec<f32> = label_vecs
+            .iter()
+            .map(|v| crate::index::dot(emb, v))
+            .collect();
+        let c = decide(labels, &scores, scale, options);
+        if write {
+            let tags: Vec<String> = match &c.on {
+                Some(on) => on.clone(),
+                None => c.labels.iter().map(|l| l.label.clone()).collect(),
+            };
+            if !payload.is_object() {
+                payload = serde_json::json!({ "value": payload });
+            }
+            payload[TAGS_KEY] = serde_json::json!(tags);
+            payload[TAG_RUN_KEY] = serde_json::json!(run);
+            collection.update_payload(&meta.id, payload)?;
+            pending += 1;
+            if pending >= commit_every.max(1) {
+                collection.commit()?;
+                pending = 0;
+            }
+        }
+        report.tagged += 1;
+        on_item(&meta.id, Some(&c), n + 1, docs.len());
+    }
+    if write && pending > 0 {
+        collection.commit()?;
+    }
+    Ok(report)
+}
