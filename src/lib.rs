@@ -23,6 +23,7 @@ pub mod doctor;
 pub mod encoder;
 mod error;
 pub mod index;
+pub mod ingest;
 pub mod runtime;
 pub mod score;
 pub mod search;

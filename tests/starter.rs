@@ -133,3 +133,52 @@ fn photos_rank_their_captions_first() {
         );
     }
 }
+
+#[test]
+fn cli_indexes_the_real_photos_and_finds_the_cat() {
+    if starter().is_none() {
+        return;
+    }
+    let cols = std::env::temp_dir().join(format!("weft-starter-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cols);
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+            .current_dir(root())
+            .arg("--collections-dir")
+            .arg(&cols)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["index", ".weft/data/photos", "-c", "photos"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["search", "a photo of a cat", "-c", "photos", "-k", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("  1.") && first.contains("chelsea.png"),
+        "{stdout}"
+    );
+    for scorer in ["filip", "maxsim", "hybrid", "filip-symmetric"] {
+        let out = run(&[
+            "search",
+            "a cup of coffee",
+            "-c",
+            "photos",
+            "--scorer",
+            scorer,
+            "--json",
+        ]);
+        let hits: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            hits[0]["id"].as_str().unwrap().ends_with("coffee.png"),
+            "{scorer}: {}",
+            hits[0]["id"]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&cols);
+}

@@ -50,7 +50,8 @@ impl ImageLimits {
 
 /// Reads a file within the size limit.
 pub(crate) fn read_limited(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let item = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| invalid(&item, format!("cannot read: {e}")))?;
     if meta.len() > limits.max_file_bytes {
         return Err(invalid(
             &path.display().to_string(),
@@ -61,7 +62,7 @@ pub(crate) fn read_limited(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>>
             ),
         ));
     }
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    std::fs::read(path).map_err(|e| invalid(&item, format!("cannot read: {e}")))
 }
 
 fn invalid(item: &str, reason: impl Into<String>) -> Error {

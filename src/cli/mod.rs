@@ -1,0 +1,856 @@
+//! Command definitions and their implementations.
+
+mod progress;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use weft::bundle::{self, Bundle, Modality};
+use weft::classify::{tag_collection, Classifier, ClassifyOptions, MultiLabel, TagOptions};
+use weft::encoder::{BundleEncoders, EncoderOptions, Input};
+use weft::index::HnswParams;
+use weft::runtime::{Device, Runtime, RuntimeOptions, SessionOptions};
+use weft::search::{search, Filter, Query, Scorer, SearchOptions, SearchScratch};
+use weft::store::{Collection, CollectionConfig, TokenDtype};
+
+/// Usage error (bad flags, bad option values).
+pub const EXIT_USAGE: u8 = 2;
+/// `doctor` found something broken.
+pub const EXIT_UNHEALTHY: u8 = 3;
+/// Bad input: a file, text, SMILES, id, collection or bundle.
+pub const EXIT_INPUT: u8 = 4;
+
+/// Maps an error to the exit code.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<weft::Error>() {
+        Some(weft::Error::InvalidConfig { .. }) => EXIT_USAGE,
+        Some(
+            weft::Error::InvalidInput { .. }
+            | weft::Error::NotFound { .. }
+            | weft::Error::BundleNotFound { .. }
+            | weft::Error::BundleMismatch { .. }
+            | weft::Error::MissingEncoder { .. }
+            | weft::Error::WrongDimension { .. }
+            | weft::Error::DuplicateId { .. }
+            | weft::Error::Locked { .. },
+        ) => EXIT_INPUT,
+        Some(_) => 1,
+        None if e.downcast_ref::<UsageError>().is_some() => EXIT_USAGE,
+        None => 1,
+    }
+}
+
+/// A usage mistake found after parsing (conflicting options, ...).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "Embedded cross-modal retrieval engine"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// ONNX Runtime library file or folder (else WEFT_ORT_LIB, ORT_DYLIB_PATH, .weft/onnxruntime, beside the binary).
+    #[arg(long, global = true, value_name = "PATH")]
+    ort_lib: Option<PathBuf>,
+    /// Extra folder with model bundles (repeatable; WEFT_MODELS and .weft/models are always searched).
+    #[arg(long = "models-dir", global = true, value_name = "DIR")]
+    models_dirs: Vec<PathBuf>,
+    /// Execution provider: cpu, cuda, cuda:N or auto.
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    /// With a CUDA device: run on the CPU (reported) when CUDA cannot run.
+    #[arg(long, global = true)]
+    allow_cpu_fallback: bool,
+    /// ONNX Runtime intra-op threads (default: cores, at most 8).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Folder of named collections (default: WEFT_COLLECTIONS or .weft/collections).
+    #[arg(long, global = true, value_name = "DIR")]
+    collections_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Report the ONNX Runtime library, execution providers, CPU features and model bundles.
+    Doctor {
+        /// Also verify the sha256 of every bundle file.
+        #[arg(long)]
+        verify: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Model bundles: list, verify.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+    /// Collections: list, info, delete, compact, verify.
+    Collections {
+        #[command(subcommand)]
+        action: CollectionsAction,
+    },
+    /// Index images, text files, JSONL and molecule files (incremental).
+    Index(IndexArgs),
+    /// Search a collection by text, image, SMILES or stored item.
+    Search(SearchArgs),
+    /// Zero-shot classify an image, a text or a SMILES.
+    Classify(ClassifyArgs),
+    /// Tag every item of a collection with zero-shot labels.
+    Tag(TagArgs),
+    /// Test helper: ingests seeded items in committed batches, printing
+    /// `committed N` after each commit returns (used by the crash tests).
+    #[command(name = "__ingest-test", hide = true)]
+    IngestTest {
+        /// Collection folder (created if missing).
+        dir: PathBuf,
+        /// Seed of the generated items.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Items per commit.
+        #[arg(long, default_value_t = 10)]
+        batch: usize,
+        /// Commits to make.
+        #[arg(long, default_value_t = 1000)]
+        batches: usize,
+        /// Checkpoint threshold of a new collection.
+        #[arg(long, default_value_t = 64)]
+        checkpoint_items: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// List the bundles found.
+    List,
+    /// Verify a bundle (sha256 of every file) and load its encoders.
+    Verify {
+        /// Bundle name or folder.
+        bundle: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CollectionsAction {
+    /// List the collections in the collections folder.
+    List,
+    /// Show a collection's settings and sizes.
+    Info {
+        /// Collection name or folder.
+        collection: String,
+    },
+    /// Delete a collection (its folder).
+    Delete {
+        /// Collection name or folder.
+        collection: String,
+    },
+    /// Reclaim the space of deleted items and rebuild the index.
+    Compact {
+        /// Collection name or folder.
+        collection: String,
+    },
+    /// Read every file and check every checksum.
+    Verify {
+        /// Collection name or folder.
+        collection: String,
+    },
+}
+
+#[derive(Args)]
+struct IndexArgs {
+    /// Files, folders (recursive) or globs (`photos/*.jpg`, `photos/**/*.png`).
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    /// Collection name or folder (created on first use).
+    #[arg(long, short)]
+    collection: String,
+    /// Bundle of a new collection (name or folder).
+    #[arg(long, default_value = "starter-vl")]
+    bundle: String,
+    /// Token dtype of a new collection: f32, f16, i8.
+    #[arg(long, default_value = "f16")]
+    dtype: String,
+    /// HNSW M of a new collection.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW ef_construction of a new collection.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// Items encoded per batch (and per commit).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Query text.
+    text: Option<String>,
+    /// Query image.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Query SMILES.
+    #[arg(long)]
+    smiles: Option<String>,
+    /// Query by a stored item's id ("more like this").
+    #[arg(long)]
+    id: Option<String>,
+    /// Collection name or folder.
+    #[arg(long, short)]
+    collection: String,
+    /// Results.
+    #[arg(long, short, default_value_t = 10)]
+    k: usize,
+    /// global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:w].
+    #[arg(long, default_value = "global")]
+    scorer: String,
+    /// Payload filter as JSON, e.g. '{"year": {"gte": 2020}}'.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Show, per query token, the best item token (and patch).
+    #[arg(long)]
+    explain: bool,
+    /// HNSW ef for this query.
+    #[arg(long)]
+    ef: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ClassifyArgs {
+    /// Image file to classify (or use --text / --smiles).
+    path: Option<PathBuf>,
+    /// Text to classify.
+    #[arg(long)]
+    text: Option<String>,
+    /// SMILES to classify.
+    #[arg(long)]
+    smiles: Option<String>,
+    /// Labels, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// File with one label per line.
+    #[arg(long)]
+    labels_file: Option<PathBuf>,
+    /// Bundle name or folder.
+    #[arg(long, default_value = "starter-vl")]
+    bundle: String,
+    /// Labels shown.
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Answer "none of these" below this probability.
+    #[arg(long)]
+    abstain: Option<f32>,
+    /// Multi-label mode: labels whose cosine score reaches this threshold.
+    #[arg(long)]
+    multi_label: Option<f32>,
+    /// Template (repeatable) with {} for the label; default: the bundle's.
+    #[arg(long = "template")]
+    templates: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TagArgs {
+    /// Collection name or folder.
+    #[arg(long, short)]
+    collection: String,
+    /// File with one label per line.
+    #[arg(long)]
+    labels_file: Option<PathBuf>,
+    /// Labels, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// Labels written per item.
+    #[arg(long, default_value_t = 3)]
+    top_k: usize,
+    /// Multi-label mode: labels whose cosine score reaches this threshold.
+    #[arg(long)]
+    multi_label: Option<f32>,
+    /// Only print the labels; do not write them into the payloads.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+struct Env {
+    global: Global,
+    bundle_dirs: Vec<PathBuf>,
+}
+
+impl Env {
+    fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
+        let mut opts = RuntimeOptions::default().with_prefer_gpu(self.device()? != Device::Cpu);
+        if let Some(p) = &self.global.ort_lib {
+            opts = opts.with_ort_library(p);
+        }
+        Ok(Runtime::load(&opts)?)
+    }
+
+    fn device(&self) -> anyhow::Result<Device> {
+        Ok(self.global.device.parse::<Device>()?)
+    }
+
+    fn encoder_options(&self) -> anyhow::Result<EncoderOptions> {
+        let mut session = SessionOptions::default()
+            .with_device(self.device()?)
+            .with_cpu_fallback(self.global.allow_cpu_fallback);
+        if let Some(t) = self.global.threads {
+            session = session.with_intra_threads(t);
+        }
+        Ok(EncoderOptions::default().with_session(session))
+    }
+
+    fn bundle(&self, name: &str) -> anyhow::Result<Bundle> {
+        let dir = bundle::resolve(name, &self.bundle_dirs)?;
+        Ok(Bundle::open(dir)?)
+    }
+
+    fn encoders(&self, bundle: Bundle) -> anyhow::Result<BundleEncoders> {
+        Ok(BundleEncoders::new(
+            self.runtime()?,
+            bundle,
+            self.encoder_options()?,
+        )?)
+    }
+
+    fn collections_dir(&self) -> PathBuf {
+        if let Some(d) = &self.global.collections_dir {
+            return d.clone();
+        }
+        if let Some(d) = std::env::var_os("WEFT_COLLECTIONS") {
+            return PathBuf::from(d);
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        cwd.ancestors()
+            .map(|d| d.join(".weft"))
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| cwd.join(".weft"))
+            .join("collections")
+    }
+
+    /// A collection given by folder (contains a `/` or exists) or by name.
+    fn collection_path(&self, name: &str) -> PathBuf {
+        let p = Path::new(name);
+        if name.contains('/') || p.join("MANIFEST").exists() {
+            p.to_path_buf()
+        } else {
+            self.collections_dir().join(name)
+        }
+    }
+
+    /// The collection's bundle, verified, refused if it is not the one the collection was made with.
+    fn collection_bundle(&self, collection: &Collection) -> anyhow::Result<Bundle> {
+        let bundle = self
+            .bundle(&collection.config().bundle_name)
+            .with_context(|| {
+                format!(
+                    "collection {} needs bundle `{}`",
+                    collection.dir().display(),
+                    collection.config().bundle_name
+                )
+            })?;
+        collection.check_bundle(&bundle)?;
+        Ok(bundle)
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut bundle_dirs = cli.global.models_dirs.clone();
+    bundle_dirs.extend(bundle::default_dirs());
+    let env = Env {
+        global: cli.global,
+        bundle_dirs,
+    };
+    match cli.command {
+        Command::Doctor { verify, json } => {
+            let mut opts = RuntimeOptions::default();
+            if let Some(p) = &env.global.ort_lib {
+                opts = opts.with_ort_library(p);
+            }
+            let report = weft::doctor::run(&opts, &env.bundle_dirs, verify);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNHEALTHY)
+            })
+        }
+        Command::Models { action } => models(&env, action),
+        Command::Collections { action } => collections(&env, action),
+        Command::Index(args) => index(&env, args),
+        Command::Search(args) => search_cmd(&env, args),
+        Command::Classify(args) => classify(&env, args),
+        Command::Tag(args) => tag(&env, args),
+        Command::IngestTest {
+            dir,
+            seed,
+            batch,
+            batches,
+            checkpoint_items,
+        } => {
+            ingest_test(&dir, seed, batch, batches, checkpoint_items)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn models(env: &Env, action: ModelsAction) -> anyhow::Result<ExitCode> {
+    match action {
+        ModelsAction::List => {
+            let found = bundle::scan(&env.bundle_dirs, false);
+            if found.is_empty() {
+                println!(
+                    "no bundles in {} (build them with models/build.sh)",
+                    env.bundle_dirs
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            for b in found {
+                let status = if b.problems.is_empty() {
+                    "ok".to_string()
+                } else {
+                    b.problems.join("; ")
+                };
+                println!(
+                    "{}\t[{}]\t{}\t{}",
+                    b.name.unwrap_or_default(),
+                    b.modalities.join(", "),
+                    b.path.display(),
+                    status
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ModelsAction::Verify { bundle } => {
+            let b = env.bundle(&bundle)?;
+            let mut enc = env.encoders(b.clone())?;
+            enc.load_all()?;
+            println!(
+                "{} {} ({}): verified",
+                b.name(),
+                b.manifest().version,
+                b.dir().display()
+            );
+            for (m, p) in enc.providers() {
+                let tokens = if b.has_tokens(m) {
+                    "tokens"
+                } else {
+                    "no tokens (late interaction unavailable)"
+                };
+                println!("  {m}: dim {}, {tokens}, runs on {p}", b.dim());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode> {
+    match action {
+        CollectionsAction::List => {
+            let dir = env.collections_dir();
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.join("MANIFEST").exists())
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            if names.is_empty() {
+                println!("no collections in {}", dir.display());
+            }
+            for p in names {
+                match Collection::open(&p) {
+                    Ok(c) => {
+                        let i = c.info();
+                        println!(
+                            "{}\t{} items\t{}\t{}",
+                            p.file_name().unwrap_or_default().to_string_lossy(),
+                            i.items,
+                            i.config.bundle_name,
+                            p.display()
+                        );
+                    }
+                    Err(e) => println!("{}\tBROKEN: {e}", p.display()),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CollectionsAction::Info { collection } => {
+            let c = Collection::open(env.collection_path(&collection))?;
+            println!("{}", serde_json::to_string_pretty(&c.info())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        CollectionsAction::Delete { collection } => {
+            let path = env.collection_path(&collection);
+            // Holding the writer lock proves no one else writes it.
+            let c = Collection::open_writer(&path)?;
+            drop(c);
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("deleting {}", path.display()))?;
+            println!("deleted {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        CollectionsAction::Compact { collection } => {
+            let c = Collection::open_writer(env.collection_path(&collection))?;
+            let before = c.info();
+            c.compact()?;
+            let after = c.info();
+            println!(
+                "compacted {}: {} items, {} deleted reclaimed, {} -> {} bytes",
+                c.dir().display(),
+                after.items,
+                before.deleted,
+                before.disk_bytes,
+                after.disk_bytes
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CollectionsAction::Verify { collection } => {
+            let c = Collection::open(env.collection_path(&collection))?;
+            c.verify()?;
+            println!(
+                "{}: every checksum verified ({} items)",
+                c.dir().display(),
+                c.info().items
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn index(env: &Env, args: IndexArgs) -> anyhow::Result<ExitCode> {
+    let path = env.collection_path(&args.collection);
+    let collection = if path.join("MANIFEST").exists() {
+        Collection::open_writer(&path)?
+    } else {
+        let bundle = env.bundle(&args.bundle)?;
+        let dtype: TokenDtype = args.dtype.parse()?;
+        let hnsw = HnswParams::default()
+            .with_m(args.m)
+            .with_ef_construction(args.ef_construction);
+        Collection::create(
+            &path,
+            CollectionConfig::for_bundle(&bundle)
+                .with_token_dtype(dtype)
+                .with_hnsw(hnsw),
+        )?
+    };
+    let bundle = env.collection_bundle(&collection)?;
+    let mut encoders = env.encoders(bundle)?;
+    let mut bar = progress::Progress::new("indexing");
+    let report = weft::ingest::sync(
+        &collection,
+        &mut encoders,
+        &args.inputs,
+        args.batch,
+        |done, total, items| bar.update(done, total, items),
+    )?;
+    bar.finish();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{}: {} files seen, {} unchanged, {} indexed, {} items added, {} removed, {} errors; {} items in the collection",
+            collection.dir().display(),
+            report.files_seen,
+            report.files_unchanged,
+            report.files_indexed,
+            report.items_added,
+            report.items_removed,
+            report.errors.len(),
+            collection.snapshot().len()
+        );
+        for e in &report.errors {
+            eprintln!("  error: {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn search_cmd(env: &Env, args: SearchArgs) -> anyhow::Result<ExitCode> {
+    let given = [
+        args.text.is_some(),
+        args.image.is_some(),
+        args.smiles.is_some(),
+        args.id.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(usage(
+            "give exactly one query: TEXT, --image PATH, --smiles S or --id ID",
+        ));
+    }
+    let scorer: Scorer = args.scorer.parse()?;
+    let filter = args.filter.as_deref().map(Filter::parse).transpose()?;
+    let collection = Collection::open(env.collection_path(&args.collection))?;
+    let snap = collection.snapshot();
+    if let Some(ef) = args.ef {
+        if ef == 0 {
+            return Err(usage("--ef must be at least 1"));
+        }
+    }
+    let (query, exclude) = if let Some(id) = &args.id {
+        let (q, doc) = Query::from_item(&snap, id)?;
+        (q, Some(doc))
+    } else {
+        let bundle = env.collection_bundle(&collection)?;
+        let mut enc = env.encoders(bundle)?;
+        let input = if let Some(t) = &args.text {
+            Input::Text(t)
+        } else if let Some(p) = &args.image {
+            Input::ImagePath(p)
+        } else {
+            Input::Smiles(args.smiles.as_deref().unwrap_or_default())
+        };
+        (Query::from_encoded(enc.encode(&[input]).remove(0)?), None)
+    };
+    let opts = SearchOptions::default()
+        .with_k(args.k)
+        .with_scorer(scorer)
+        .with_filter(filter)
+        .with_explain(args.explain)
+        .with_exclude(exclude);
+    let hits = search(&snap, &query, &opts, &mut SearchScratch::new())?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&hits)?)?;
+    } else {
+        if hits.is_empty() {
+            writeln!(out, "no results")?;
+        }
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let short = |s: &str| -> String {
+            Path::new(s)
+                .strip_prefix(&cwd)
+                .map_or_else(|_| s.to_string(), |p| p.display().to_string())
+        };
+        for (rank, h) in hits.iter().enumerate() {
+            let mut line = format!("{:>3}. {:.4}  {}", rank + 1, h.score, short(&h.id));
+            for key in ["name", "smiles", "text"] {
+                if let Some(v) = h.payload.get(key).and_then(|v| v.as_str()) {
+                    line.push_str(&format!("  {v}"));
+                }
+            }
+            if !h.source.is_empty() && h.source != h.id && !h.id.starts_with(&h.source) {
+                line.push_str(&format!("  ({})", short(&h.source)));
+            }
+            writeln!(out, "{line}")?;
+            if let Some(ex) = &h.explanation {
+                for m in ex {
+                    let patch = m
+                        .patch
+                        .map(|[r, c]| format!(" (patch row {r}, col {c})"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "       query token {} -> item token {}{patch}: {:.3}",
+                        m.query_token, m.item_token, m.similarity
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_labels(labels: &[String], file: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    let mut out: Vec<String> = labels
+        .iter()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if let Some(f) = file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("reading labels from {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from),
+        );
+    }
+    if out.is_empty() {
+        return Err(usage(
+            "give labels with --labels a,b,c or --labels-file FILE",
+        ));
+    }
+    Ok(out)
+}
+
+fn classify(env: &Env, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
+    let given = [
+        args.path.is_some(),
+        args.text.is_some(),
+        args.smiles.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(usage(
+            "give exactly one input: an image PATH, --text T or --smiles S",
+        ));
+    }
+    let labels = read_labels(&args.labels, args.labels_file.as_deref())?;
+    let bundle = env.bundle(&args.bundle)?;
+    let mut classifier = Classifier::new(env.encoders(bundle)?);
+    let mut opts = ClassifyOptions::default()
+        .with_top_k(args.top_k)
+        .with_abstain_below(args.abstain);
+    if !args.templates.is_empty() {
+        opts = opts.with_templates(args.templates.clone());
+    }
+    if let Some(t) = args.multi_label {
+        opts = opts.with_multi_label(Some(MultiLabel {
+            default_threshold: t,
+            ..Default::default()
+        }));
+    }
+    let input = match (&args.path, &args.text, &args.smiles) {
+        (Some(p), _, _) => Input::ImagePath(p),
+        (_, Some(t), _) => Input::Text(t),
+        (_, _, Some(s)) => Input::Smiles(s),
+        _ => unreachable!("checked above"),
+    };
+    let result = classifier.classify(input, &labels, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        match &result.best {
+            Some(b) => println!("{b}"),
+            None => println!("none of these"),
+        }
+        for l in &result.labels {
+            println!(
+                "  {:>6.2}%  {:.4}  {}",
+                l.probability * 100.0,
+                l.score,
+                l.label
+            );
+        }
+        if let Some(on) = &result.on {
+            println!("labels over the threshold: {}", on.join(", "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tag(env: &Env, args: TagArgs) -> anyhow::Result<ExitCode> {
+    let labels = read_labels(&args.labels, args.labels_file.as_deref())?;
+    let collection = Collection::open_writer(env.collection_path(&args.collection))?;
+    let bundle = env.collection_bundle(&collection)?;
+    let mut classifier = Classifier::new(env.encoders(bundle)?);
+    let mut opts = ClassifyOptions::default().with_top_k(args.top_k);
+    if let Some(t) = args.multi_label {
+        opts = opts.with_multi_label(Some(MultiLabel {
+            default_threshold: t,
+            ..Default::default()
+        }));
+    }
+    let tag_opts = TagOptions::default()
+        .with_classify(opts)
+        .with_write(!args.dry_run);
+    let mut bar = progress::Progress::new("tagging");
+    let dry = args.dry_run;
+    let report = tag_collection(
+        &mut classifier,
+        &collection,
+        &labels,
+        &tag_opts,
+        |id, c, done, total| {
+            if dry {
+                if let Some(c) = c {
+                    let labels: Vec<&str> = c.labels.iter().map(|l| l.label.as_str()).collect();
+                    println!("{id}\t{}", labels.join(", "));
+                }
+            }
+            bar.update(done, total, done);
+        },
+    )?;
+    bar.finish();
+    println!(
+        "tagged {} items, {} already tagged by this run (skipped), {} in total",
+        report.tagged, report.skipped, report.total
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deterministic test items: item `k` of seed `s` has id `s-k` and a vector derived from both.
+fn ingest_test(
+    dir: &Path,
+    seed: u64,
+    batch: usize,
+    batches: usize,
+    checkpoint_items: usize,
+) -> anyhow::Result<()> {
+    use weft::store::NewItem;
+    if batch == 0 {
+        bail!(usage("--batch must be at least 1"));
+    }
+    let collection = if dir.join("MANIFEST").exists() {
+        Collection::open_writer(dir)?
+    } else {
+        Collection::create(
+            dir,
+            CollectionConfig::new("test", "test", 8).with_checkpoint_items(checkpoint_items),
+        )?
+    };
+    let start = collection.snapshot().len();
+    let mut out = std::io::stdout().lock();
+    for b in 0..batches {
+        for i in 0..batch {
+            let k = start + b * batch + i;
+            let v: Vec<f32> = (0..8)
+                .map(|j| ((seed as usize * 31 + k * 7 + j) % 13) as f32 + 1.0)
+                .collect();
+            let tokens: Vec<f32> = v.iter().chain(v.iter()).copied().collect();
+            collection.add(
+                NewItem::new(format!("{seed}-{k}"), Modality::Text, v)
+                    .with_tokens(tokens, None)
+                    .with_payload(serde_json::json!({ "k": k })),
+            )?;
+        }
+        collection.commit()?;
+        writeln!(out, "committed {}", start + (b + 1) * batch)?;
+        out.flush()?;
+    }
+    Ok(())
+}
