@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod chem;
 pub mod classify;
 pub mod doctor;
 pub mod encoder;

@@ -229,3 +229,37 @@ fn explanations_give_patch_positions_and_search_by_id_excludes_the_item() {
     let err = Query::from_item(&snap, "nope").unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn motif_scoring_needs_a_molecule_and_valid_weights() {
+    let (c, topics) = build("motif", 30, 4, TokenDtype::F32);
+    let snap = c.snapshot();
+    let mut scratch = SearchScratch::new();
+    let q = Query::new(topics[0].clone(), topics[0].clone());
+    let err = search(
+        &snap,
+        &q,
+        &SearchOptions::default().with_scorer(Scorer::MotifOt { epsilon: 0.05 }),
+        &mut scratch,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("needs a molecule"), "{err}");
+    for bad in [
+        Scorer::MotifOt { epsilon: 0.0 },
+        Scorer::MultiGrained {
+            global: -1.0,
+            token: 0.0,
+            motif: 0.0,
+        },
+    ] {
+        assert!(search(
+            &snap,
+            &q,
+            &SearchOptions::default().with_scorer(bad),
+            &mut scratch
+        )
+        .is_err());
+    }
+    assert!("multi".parse::<Scorer>().is_ok() && "motif".parse::<Scorer>().is_ok());
+}

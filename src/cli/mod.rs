@@ -1,6 +1,7 @@
 //! Command definitions and their implementations.
 
 mod progress;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,8 @@ enum Command {
     Classify(ClassifyArgs),
     /// Tag every item of a collection with zero-shot labels.
     Tag(TagArgs),
+    /// Run the HTTP JSON daemon.
+    Serve(ServeArgs),
     /// Test helper: ingests seeded items in committed batches, printing
     /// `committed N` after each commit returns (used by the crash tests).
     #[command(name = "__ingest-test", hide = true)]
@@ -143,6 +146,34 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         checkpoint_items: usize,
     },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on; a non-loopback address needs --token.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    bind: std::net::SocketAddr,
+    /// Bearer token required on every endpoint but /health (or WEFT_TOKEN).
+    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Folder whose files may be given by server-side path (repeatable).
+    #[arg(long = "root")]
+    roots: Vec<PathBuf>,
+    /// Bundle used when a request names none.
+    #[arg(long, default_value = "starter-vl")]
+    bundle: String,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    max_body_bytes: usize,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    timeout_s: f64,
+    /// Dynamic batching: most items per encoder call.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// Dynamic batching: longest wait for more requests, in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    max_wait_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -229,7 +260,7 @@ struct SearchArgs {
     /// Results.
     #[arg(long, short, default_value_t = 10)]
     k: usize,
-    /// global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:w].
+    /// global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:w], motif (OT), multi.
     #[arg(long, default_value = "global")]
     scorer: String,
     /// Payload filter as JSON, e.g. '{"year": {"gte": 2020}}'.
@@ -418,6 +449,39 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search_cmd(&env, args),
         Command::Classify(args) => classify(&env, args),
         Command::Tag(args) => tag(&env, args),
+        Command::Serve(args) => {
+            let mut runtime =
+                RuntimeOptions::default().with_prefer_gpu(env.device()? != Device::Cpu);
+            if let Some(p) = &env.global.ort_lib {
+                runtime = runtime.with_ort_library(p);
+            }
+            if args.timeout_s.is_nan() || args.timeout_s <= 0.0 {
+                return Err(usage("--timeout-s must be > 0"));
+            }
+            let roots = args
+                .roots
+                .iter()
+                .map(|r| {
+                    r.canonicalize()
+                        .with_context(|| format!("--root {}", r.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            serve::run(serve::ServeConfig {
+                bind: args.bind,
+                token: args.token.filter(|t| !t.is_empty()),
+                roots,
+                collections_dir: env.collections_dir(),
+                bundle_dirs: env.bundle_dirs.clone(),
+                runtime,
+                encoder: env.encoder_options()?,
+                max_body_bytes: args.max_body_bytes,
+                timeout: std::time::Duration::from_secs_f64(args.timeout_s),
+                max_batch: args.max_batch,
+                max_wait: std::time::Duration::from_millis(args.max_wait_ms),
+                default_bundle: args.bundle,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::IngestTest {
             dir,
             seed,
@@ -643,7 +707,11 @@ fn search_cmd(env: &Env, args: SearchArgs) -> anyhow::Result<ExitCode> {
         } else {
             Input::Smiles(args.smiles.as_deref().unwrap_or_default())
         };
-        (Query::from_encoded(enc.encode(&[input]).remove(0)?), None)
+        let mut q = Query::from_encoded(enc.encode(&[input]).remove(0)?);
+        if let Some(s) = &args.smiles {
+            q = q.with_smiles(s.trim());
+        }
+        (q, None)
     };
     let opts = SearchOptions::default()
         .with_k(args.k)

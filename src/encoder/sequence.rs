@@ -93,6 +93,7 @@ impl SequenceTokenizer {
             .encode_char_offsets(input, true)
             .map_err(|e| invalid(format!("tokenizer failed: {e}")))?;
         if self.modality == Modality::Molecule {
+            crate::chem::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
             self.check_covered(input, &encoding).map_err(invalid)?;
         }
         let truncated = if encoding.get_overflowing().is_empty() {

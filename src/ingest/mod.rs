@@ -550,6 +550,11 @@ fn flush(
                 Ok(e) => {
                     let mut payload = spec.payload.clone();
                     payload[FILE_KEY] = file.state();
+                    if let ItemInput::Smiles(s) = &spec.input {
+                        if payload.get("smiles").is_none() {
+                            payload["smiles"] = Value::String(s.clone());
+                        }
+                    }
                     let item = NewItem::from_encoded(spec.id.clone(), spec.input.modality(), e)
                         .with_payload(payload)
                         .with_source(source.clone());

@@ -54,6 +54,23 @@ pub enum Scorer {
         /// Weight of the global score, in [0, 1].
         weight: f32,
     },
+    /// ORMA-style motif alignment: entropic optimal transport (Sinkhorn)
+    /// between the text side's tokens and the molecule side's motif
+    /// embeddings (mean of member tokens); score = 1 - transport cost.
+    MotifOt {
+        /// Entropic regularisation (smaller = closer to exact OT, slower).
+        epsilon: f32,
+    },
+    /// Multi-grained: weighted sum of global, token FILIP and motif OT scores
+    /// (weights are normalised to sum to 1).
+    MultiGrained {
+        /// Weight of the molecule-level (global) score.
+        global: f32,
+        /// Weight of the token-level FILIP score.
+        token: f32,
+        /// Weight of the motif-level OT score.
+        motif: f32,
+    },
 }
 
 impl Scorer {
@@ -71,7 +88,9 @@ impl std::str::FromStr for Scorer {
         let bad = || {
             Error::InvalidConfig {
             name: "scorer".into(),
-            reason: format!("`{s}` is not one of global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:weight]"),
+            reason: format!(
+                "`{s}` is not one of global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:weight], motif, multi"
+            ),
         }
         };
         Ok(match s {
@@ -81,6 +100,14 @@ impl std::str::FromStr for Scorer {
             "filip-symmetric" => Scorer::Filip(Direction::Symmetric),
             "maxsim" => Scorer::MaxSim,
             "hybrid" => Scorer::Hybrid { weight: 0.5 },
+            "motif" | "motif-ot" => Scorer::MotifOt {
+                epsilon: DEFAULT_EPSILON,
+            },
+            "multi" | "multi-grained" => Scorer::MultiGrained {
+                global: 0.6,
+                token: 0.2,
+                motif: 0.2,
+            },
             other => {
                 let w: f32 = other
                     .strip_prefix("hybrid:")
@@ -94,6 +121,9 @@ impl std::str::FromStr for Scorer {
         })
     }
 }
+
+/// Default entropic regularisation of the motif OT scorer.
+pub const DEFAULT_EPSILON: f32 = 0.05;
 
 /// Where candidates come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +218,8 @@ pub struct Query {
     pub tokens: Vec<f32>,
     /// Patch grid when the query is an image.
     pub grid: Option<[usize; 2]>,
+    /// The SMILES when the query is a molecule (for motif scoring).
+    pub smiles: Option<String>,
 }
 
 impl Query {
@@ -197,6 +229,7 @@ impl Query {
             embedding,
             tokens,
             grid: None,
+            smiles: None,
         }
     }
 
@@ -206,7 +239,14 @@ impl Query {
             embedding: e.embedding,
             tokens: e.tokens,
             grid: e.grid,
+            smiles: None,
         }
+    }
+
+    /// Sets the SMILES of a molecule query.
+    pub fn with_smiles(mut self, smiles: impl Into<String>) -> Self {
+        self.smiles = Some(smiles.into());
+        self
     }
 
     /// The stored item `id` as a query (its tokens dequantized); returns its doc too.
@@ -221,6 +261,7 @@ impl Query {
                 embedding: snapshot.embedding(doc)?.to_vec(),
                 tokens: snapshot.tokens(doc)?.to_f32(),
                 grid: meta.grid,
+                smiles: item_smiles(&meta.payload),
             },
             doc,
         ))
@@ -298,13 +339,32 @@ pub fn search(
     if options.k == 0 {
         return Ok(Vec::new());
     }
-    if let Scorer::Hybrid { weight } = options.scorer {
-        if !(0.0..=1.0).contains(&weight) {
+    match options.scorer {
+        Scorer::Hybrid { weight } if !(0.0..=1.0).contains(&weight) => {
             return Err(Error::InvalidConfig {
                 name: "scorer".into(),
                 reason: format!("hybrid weight {weight} is outside [0, 1]"),
             });
         }
+        Scorer::MotifOt { epsilon } if !(epsilon > 0.0 && epsilon.is_finite()) => {
+            return Err(Error::InvalidConfig {
+                name: "scorer".into(),
+                reason: format!("motif OT epsilon {epsilon} must be > 0"),
+            });
+        }
+        Scorer::MultiGrained {
+            global,
+            token,
+            motif,
+        } if [global, token, motif].iter().any(|w| w.is_nan() || *w < 0.0)
+            || global + token + motif <= 0.0 =>
+        {
+            return Err(Error::InvalidConfig {
+                name: "scorer".into(),
+                reason: "multi-grained weights must be >= 0 and not all 0".into(),
+            });
+        }
+        _ => {}
     }
     let q_tokens = if options.scorer.needs_tokens() || options.explain {
         if query.tokens.is_empty() || !query.tokens.len().is_multiple_of(dim) {
@@ -369,8 +429,29 @@ pub fn search(
                         reason: "late interaction unavailable: the item has no token matrix".into(),
                     });
                 }
-                let i = score::interact(&q_tokens, nq, tokens, dim, &mut scratch.maxsim);
-                late_score(scorer, &i, global)
+                match scorer {
+                    Scorer::MotifOt { epsilon } => {
+                        motif_score(snapshot, doc, query, &q_tokens, dim, epsilon)?
+                    }
+                    Scorer::MultiGrained {
+                        global: wg,
+                        token: wt,
+                        motif: wm,
+                    } => {
+                        let total = wg + wt + wm;
+                        let i = score::interact(&q_tokens, nq, tokens, dim, &mut scratch.maxsim);
+                        let motif = if wm > 0.0 {
+                            motif_score(snapshot, doc, query, &q_tokens, dim, DEFAULT_EPSILON)?
+                        } else {
+                            0.0
+                        };
+                        (wg * global + wt * i.filip_q2d() + wm * motif) / total
+                    }
+                    _ => {
+                        let i = score::interact(&q_tokens, nq, tokens, dim, &mut scratch.maxsim);
+                        late_score(scorer, &i, global)
+                    }
+                }
             }
         };
         scored.push((doc, score, global));
@@ -412,9 +493,72 @@ pub fn search(
         .collect()
 }
 
+/// The SMILES recorded in an item's payload (`smiles`), if any.
+pub fn item_smiles(payload: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()?
+        .get("smiles")?
+        .as_str()
+        .map(String::from)
+}
+
+/// Motif embeddings of a molecule: the mean of its stored token rows per
+/// motif (row 0 is [CLS], so SMILES token t is row t + 1).
+fn molecule_motifs(
+    smiles: &str,
+    tokens: &[f32],
+    dim: usize,
+    what: &str,
+) -> Result<(Vec<f32>, usize)> {
+    let motifs = crate::chem::motifs(smiles).map_err(|e| Error::InvalidInput {
+        item: what.to_string(),
+        reason: e.to_string(),
+    })?;
+    let groups: Vec<Vec<usize>> = motifs
+        .into_iter()
+        .map(|m| m.tokens)
+        .filter(|t| !t.is_empty())
+        .collect();
+    let vecs = crate::chem::motif_embeddings(tokens, dim, &groups, 1);
+    let m = vecs.len() / dim.max(1);
+    Ok((vecs, m))
+}
+
+/// Motif OT between a text side and a molecule side, whichever is the query.
+fn motif_score(
+    snapshot: &Snapshot,
+    doc: DocId,
+    query: &Query,
+    q_tokens: &[f32],
+    dim: usize,
+    epsilon: f32,
+) -> Result<f32> {
+    let meta = snapshot.meta(doc)?;
+    let item_tokens = snapshot.tokens(doc)?.to_f32();
+    let (text, n, motifs, m) = if let Some(smiles) = item_smiles(&meta.payload) {
+        let (mv, m) = molecule_motifs(&smiles, &item_tokens, dim, &meta.id)?;
+        (q_tokens.to_vec(), q_tokens.len() / dim, mv, m)
+    } else if let Some(smiles) = &query.smiles {
+        let (mv, m) = molecule_motifs(smiles, q_tokens, dim, "query")?;
+        let n = item_tokens.len() / dim;
+        (item_tokens, n, mv, m)
+    } else {
+        return Err(Error::InvalidInput {
+            item: meta.id,
+            reason: "motif scoring needs a molecule: neither the item (payload `smiles`) nor the query is one".into(),
+        });
+    };
+    if n == 0 || m == 0 {
+        return Ok(0.0);
+    }
+    Ok(crate::chem::ot_similarity(
+        &text, n, &motifs, m, dim, epsilon,
+    ))
+}
+
 fn late_score(scorer: Scorer, i: &Interaction, global: f32) -> f32 {
     match scorer {
-        Scorer::Global => global,
+        Scorer::Global | Scorer::MotifOt { .. } | Scorer::MultiGrained { .. } => global,
         Scorer::Filip(Direction::QueryToItem) => i.filip_q2d(),
         Scorer::Filip(Direction::ItemToQuery) => i.filip_d2q(),
         Scorer::Filip(Direction::Symmetric) => i.filip_symmetric(),

@@ -664,6 +664,13 @@ impl Collection {
         Ok(exists)
     }
 
+    /// Drops every staged (uncommitted) change.
+    pub fn discard_staged(&self) -> Result<usize> {
+        let mut w = self.writer()?;
+        w.staged_ids.clear();
+        Ok(std::mem::take(&mut w.staged).len())
+    }
+
     /// Number of staged (uncommitted) changes.
     pub fn staged(&self) -> usize {
         self.writer().map_or(0, |w| w.staged.len())

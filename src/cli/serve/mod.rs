@@ -1,0 +1,265 @@
+//! `weft serve`: the HTTP JSON daemon (axum on tokio).
+//!
+//! Every error is JSON `{"error": {"code", "message"}}` with a 4xx status
+//! for bad input (malformed JSON, wrong field types, unknown collection,
+//! bad base64, oversized bodies, missing token); 5xx only for faults of the
+//! server itself. An add is acknowledged after its commit is durable.
+
+mod api;
+mod batcher;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use weft::bundle::{self, Bundle};
+use weft::classify::LabelCache;
+use weft::encoder::EncoderOptions;
+use weft::runtime::{Runtime, RuntimeOptions};
+use weft::store::Collection;
+
+use batcher::{BatchStats, Batcher};
+
+/// Settings of the daemon.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    pub token: Option<String>,
+    pub roots: Vec<PathBuf>,
+    pub collections_dir: PathBuf,
+    pub bundle_dirs: Vec<PathBuf>,
+    pub runtime: RuntimeOptions,
+    pub encoder: EncoderOptions,
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub default_bundle: String,
+}
+
+/// An API error: status, stable code, message naming the field or input.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<weft::Error> for ApiError {
+    fn from(e: weft::Error) -> Self {
+        use weft::Error as E;
+        let (status, code) = match &e {
+            E::NotFound { .. } | E::BundleNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            E::InvalidInput { .. } | E::WrongDimension { .. } | E::MissingEncoder { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
+            }
+            E::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_option"),
+            E::DuplicateId { .. } => (StatusCode::CONFLICT, "duplicate_id"),
+            E::BundleMismatch { .. } => (StatusCode::CONFLICT, "bundle_mismatch"),
+            E::Locked { .. } => (StatusCode::CONFLICT, "locked"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// Request counters for /metrics.
+#[derive(Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub errors_4xx: AtomicU64,
+    pub errors_5xx: AtomicU64,
+    pub searches: AtomicU64,
+    pub adds: AtomicU64,
+    pub latency_us_sum: AtomicU64,
+    pub batch: Arc<BatchStats>,
+}
+
+/// One open collection (this daemon holds its writer lock).
+pub struct Open {
+    pub collection: Collection,
+    pub bundle: Bundle,
+}
+
+/// Shared state of the handlers.
+pub struct State {
+    pub config: ServeConfig,
+    pub runtime: Arc<Runtime>,
+    pub collections: Mutex<HashMap<String, Arc<Open>>>,
+    pub batchers: Mutex<HashMap<String, Arc<Batcher>>>,
+    pub labels: Arc<LabelCache>,
+    pub metrics: Metrics,
+    pub classifiers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<weft::classify::Classifier>>>>,
+}
+
+impl State {
+    /// Validates a collection name (a plain folder name).
+    pub fn collection_name(name: &str) -> Result<(), ApiError> {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.');
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::bad(
+                "invalid_name",
+                format!("collection name `{name}`: use 1-128 letters, digits, '-', '_' or '.'"),
+            ))
+        }
+    }
+
+    /// The open collection `name`, opening it on first use.
+    pub fn collection(&self, name: &str) -> Result<Arc<Open>, ApiError> {
+        Self::collection_name(name)?;
+        let mut map = self.collections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = map.get(name) {
+            return Ok(Arc::clone(c));
+        }
+        let path = self.config.collections_dir.join(name);
+        if !path.join("MANIFEST").exists() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("collection `{name}` does not exist"),
+            ));
+        }
+        let collection = Collection::open_writer(&path)?;
+        let bundle = self.bundle(&collection.config().bundle_name)?;
+        collection.check_bundle(&bundle)?;
+        let open = Arc::new(Open { collection, bundle });
+        map.insert(name.to_string(), Arc::clone(&open));
+        Ok(open)
+    }
+
+    /// A verified bundle by name.
+    pub fn bundle(&self, name: &str) -> Result<Bundle, ApiError> {
+        let dir = bundle::resolve(name, &self.config.bundle_dirs)?;
+        Ok(Bundle::open(dir)?)
+    }
+
+    /// The batching encoder of a bundle.
+    pub fn batcher(&self, bundle: &Bundle) -> Result<Arc<Batcher>, ApiError> {
+        let mut map = self.batchers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get(bundle.hash()) {
+            return Ok(Arc::clone(b));
+        }
+        let encoders = weft::encoder::BundleEncoders::new(
+            Arc::clone(&self.runtime),
+            bundle.clone(),
+            self.config.encoder.clone(),
+        )?;
+        let b = Batcher::start(
+            encoders,
+            self.config.max_batch,
+            self.config.max_wait,
+            Arc::clone(&self.metrics.batch),
+        );
+        map.insert(bundle.hash().to_string(), Arc::clone(&b));
+        Ok(b)
+    }
+
+    /// Commits and checkpoints every open collection (shutdown).
+    pub fn flush_all(&self) {
+        let map = self.collections.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, open) in map.iter() {
+            if let Err(e) = open
+                .collection
+                .commit()
+                .and_then(|_| open.collection.checkpoint())
+            {
+                eprintln!("weft serve: flushing collection {name}: {e}");
+            }
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C.
+pub fn run(config: ServeConfig) -> anyhow::Result<()> {
+    if !config.bind.ip().is_loopback() && config.token.is_none() {
+        anyhow::bail!(
+            "refusing to listen on {} without a bearer token: pass --token (or WEFT_TOKEN), or bind 127.0.0.1",
+            config.bind
+        );
+    }
+    std::fs::create_dir_all(&config.collections_dir)?;
+    let runtime = Runtime::load(&config.runtime)?;
+    let state = Arc::new(State {
+        runtime,
+        collections: Mutex::new(HashMap::new()),
+        batchers: Mutex::new(HashMap::new()),
+        labels: Arc::new(LabelCache::new()),
+        metrics: Metrics::default(),
+        classifiers: Mutex::new(HashMap::new()),
+        config,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(state.config.bind).await?;
+        let addr = listener.local_addr()?;
+        println!("weft serve: listening on http://{addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let app = api::router(Arc::clone(&state));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })?;
+    state.flush_all();
+    println!("weft serve: stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub(crate) fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Relaxed);
+}

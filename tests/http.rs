@@ -1,0 +1,492 @@
+//! The daemon over real HTTP on loopback: every endpoint, the bad-input
+//! matrix (each a 4xx JSON error), auth, graceful shutdown, and a bounded
+//! load test (WEFT_LOAD_SECS, default 5) mixing searches and adds whose
+//! acknowledged adds all survive a restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(collections: &std::path::Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("--models-dir")
+            .arg(format!("{ROOT}/tests/bundles"))
+            .arg("--collections-dir")
+            .arg(collections)
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--bundle",
+                "tiny-vl",
+                "--root",
+                &format!("{ROOT}/tests/data"),
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+        assert!(addr.starts_with("127.0.0.1:"), "server said: {line}");
+        Server { child, addr }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        // SIGTERM, the graceful path.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client: returns (status, body as JSON or text).
+fn call(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    token: Option<&str>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.unwrap_or(b"");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let v = serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()));
+    (status, v)
+}
+
+fn post(addr: &str, path: &str, v: Value) -> (u16, Value) {
+    call(addr, "POST", path, Some(v.to_string().as_bytes()), None)
+}
+
+fn b64(file: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(format!("{ROOT}/tests/data/{file}")).unwrap())
+}
+
+fn temp(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("weft-http-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn assert_error(resp: (u16, Value), status: u16, code: &str, needle: &str) {
+    let (s, v) = resp;
+    assert_eq!(s, status, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains(needle), "message `{msg}` lacks `{needle}`");
+}
+
+#[test]
+fn every_endpoint_works_and_bad_input_gets_4xx_json() {
+    let dir = temp("api");
+    let srv = Server::start(&dir, &["--max-body-bytes", "200000"]);
+    let a = srv.addr.clone();
+    // health, create, add (base64 image, text, server path), get, search, classify, embed
+    let (s, h) = call(&a, "GET", "/health", None, None);
+    assert_eq!(s, 200);
+    assert_eq!(h["onnxruntime"]["version"], "1.31.1");
+    assert_eq!(
+        post(
+            &a,
+            "/collections",
+            json!({"name": "c", "bundle": "tiny-vl"})
+        )
+        .0,
+        201
+    );
+    let (s, v) = post(
+        &a,
+        "/collections/c/items",
+        json!({"items": [
+            {"id": "img1", "image_base64": b64("rgb_64x48.png"), "payload": {"kind": "photo", "year": 2021}},
+            {"id": "img2", "path": format!("{ROOT}/tests/data/alpha_40x40.png"), "payload": {"kind": "photo", "year": 2019}},
+            {"id": "txt1", "text": "a note about a red car", "payload": {"kind": "note"}}
+        ]}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["added"], 3);
+    let (s, v) = call(&a, "GET", "/collections/c/items/img1", None, None);
+    assert_eq!((s, v["payload"]["year"].clone()), (200, json!(2021)));
+    assert_eq!(v["grid"], json!([4, 4]));
+    let (s, v) = post(
+        &a,
+        "/collections/c/search",
+        json!({"text": "red car", "k": 2, "filter": {"kind": "photo"}, "explain": true}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["hits"].as_array().unwrap().len(), 2);
+    assert!(v["hits"][0]["explanation"].is_array());
+    let (s, v) = post(
+        &a,
+        "/collections/c/search",
+        json!({"id": "img1", "scorer": "filip"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert!(v["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|h| h["id"] != "img1"));
+    let (s, v) = post(
+        &a,
+        "/classify",
+        json!({"image_base64": b64("rgb_64x48.png"), "labels": ["red", "blue"], "top_k": 2}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["labels"].as_array().unwrap().len(), 2);
+    let (s, v) = post(
+        &a,
+        "/embed",
+        json!({"inputs": [{"text": "hello"}, {"image_base64": b64("grey_30x50.png")}]}),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"][0]["embedding"].as_array().unwrap().len(), 32);
+    assert_eq!(v["items"][1]["tokens"].as_array().unwrap().len(), 16);
+    assert_eq!(
+        call(&a, "GET", "/collections", None, None).1["collections"][0]["items"],
+        3
+    );
+    assert_eq!(call(&a, "GET", "/collections/c", None, None).1["items"], 3);
+    assert_eq!(
+        call(&a, "DELETE", "/collections/c/items/txt1", None, None).0,
+        200
+    );
+    assert_eq!(
+        call(&a, "POST", "/collections/c/compact", Some(b""), None).0,
+        200
+    );
+    let (s, m) = call(&a, "GET", "/metrics", None, None);
+    assert_eq!(s, 200);
+    assert!(
+        m.as_str().unwrap().contains("weft_items_added_total 3"),
+        "{m}"
+    );
+
+    // The bad-input matrix: always a 4xx JSON error that names the problem.
+    assert_error(
+        call(
+            &a,
+            "POST",
+            "/collections/c/search",
+            Some(b"{\"text\": "),
+            None,
+        ),
+        400,
+        "malformed_json",
+        "JSON",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/search",
+            json!({"text": "x", "k": "ten"}),
+        ),
+        422,
+        "invalid_field",
+        "`k`",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/items",
+            json!({"items": [{"id": 5, "text": "x"}]}),
+        ),
+        422,
+        "invalid_field",
+        "items[0].id",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/search",
+            json!({"text": "x", "colour": "red"}),
+        ),
+        422,
+        "invalid_field",
+        "colour",
+    );
+    let huge = json!({"text": "x".repeat(300_000)}).to_string();
+    let (s, v) = call(
+        &a,
+        "POST",
+        "/collections/c/search",
+        Some(huge.as_bytes()),
+        None,
+    );
+    assert_eq!(s, 413, "{v}");
+    assert_eq!(v["error"]["code"], "body_too_large");
+    assert_error(
+        post(
+            &a,
+            "/collections/c/items",
+            json!({"items": [{"id": "b", "image_base64": "***not base64***"}]}),
+        ),
+        422,
+        "bad_base64",
+        "items[0]",
+    );
+    assert_error(
+        post(&a, "/collections/nope/search", json!({"text": "x"})),
+        404,
+        "not_found",
+        "nope",
+    );
+    assert_error(
+        post(&a, "/collections/c/search", json!({"path": "/etc/passwd"})),
+        403,
+        "path_not_allowed",
+        "/etc/passwd",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/items",
+            json!({"items": [{"id": "bad", "image_base64": b64("rgb_64x48.png")[..40].to_string()}]}),
+        ),
+        422,
+        "invalid_input",
+        "items[0]",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/items",
+            json!({"items": [{"id": "img1", "text": "dup"}]}),
+        ),
+        409,
+        "duplicate_id",
+        "img1",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/search",
+            json!({"text": "x", "filter": {"year": {"near": 1}}}),
+        ),
+        422,
+        "invalid_input",
+        "near",
+    );
+    assert_error(
+        post(
+            &a,
+            "/collections/c/search",
+            json!({"text": "x", "scorer": "best"}),
+        ),
+        400,
+        "invalid_option",
+        "best",
+    );
+    assert_error(
+        post(&a, "/classify", json!({"text": "x", "labels": []})),
+        422,
+        "invalid_input",
+        "empty",
+    );
+    assert_error(
+        post(&a, "/collections", json!({"name": "../escape"})),
+        400,
+        "invalid_name",
+        "escape",
+    );
+    assert_error(
+        call(&a, "GET", "/nowhere", None, None),
+        404,
+        "no_route",
+        "endpoint",
+    );
+    // the failed add of `bad` added nothing
+    assert_error(
+        call(&a, "GET", "/collections/c/items/bad", None, None),
+        404,
+        "not_found",
+        "bad",
+    );
+    // never a 5xx for any of the above
+    let (_, m) = call(&a, "GET", "/metrics", None, None);
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("weft_errors_total{class=\"5xx\"} 0"),
+        "{m}"
+    );
+    let status = srv.stop();
+    assert!(status.success(), "SIGTERM should exit cleanly: {status:?}");
+}
+
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let dir = temp("openapi");
+    let srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+    let (s, doc) = call(&a, "GET", "/openapi.json", None, None);
+    assert_eq!(s, 200);
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 10);
+    post(&a, "/collections", json!({"name": "o"}));
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path.replace("{name}", "o").replace("{id}", "missing");
+            let body = if method == "post" {
+                Some(&b"{}"[..])
+            } else {
+                None
+            };
+            let (s, v) = call(&a, &method.to_uppercase(), &concrete, body, None);
+            assert!(
+                s != 405 && v["error"]["code"] != "no_route",
+                "{method} {path}: {s} {v}"
+            );
+            assert!(s < 500, "{method} {path}: {s} {v}");
+        }
+    }
+    // and every route of the router is documented: an undocumented path is a 404 no_route
+    assert_eq!(call(&a, "GET", "/collections/o/secret", None, None).0, 404);
+}
+
+#[test]
+fn auth_and_bind_safety() {
+    let dir = temp("auth");
+    let srv = Server::start(&dir, &["--token", "s3cret"]);
+    let a = srv.addr.clone();
+    assert_eq!(
+        call(&a, "GET", "/health", None, None).0,
+        200,
+        "health stays public"
+    );
+    assert_error(
+        call(&a, "GET", "/collections", None, None),
+        401,
+        "unauthorized",
+        "bearer",
+    );
+    assert_error(
+        call(&a, "GET", "/collections", None, Some("wrong")),
+        401,
+        "unauthorized",
+        "bearer",
+    );
+    assert_eq!(call(&a, "GET", "/collections", None, Some("s3cret")).0, 200);
+    drop(srv);
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["serve", "--bind", "0.0.0.0:0"])
+        .env_remove("WEFT_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without a bearer token"));
+}
+
+#[test]
+fn load_mixing_searches_and_adds_loses_no_acknowledged_add() {
+    let secs: u64 = std::env::var("WEFT_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let dir = temp("load");
+    let srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+    assert_eq!(post(&a, "/collections", json!({"name": "l"})).0, 201);
+    let acked = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (a, acked, errors) = (a.clone(), Arc::clone(&acked), Arc::clone(&errors));
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let (s, v) = if n % 3 == 0 {
+                        post(&a, "/collections/l/items", json!({"items": [{"id": format!("w{w}-{n}"), "text": format!("note {n} from worker {w}")}]}))
+                    } else {
+                        post(&a, "/collections/l/search", json!({"text": format!("note {n}"), "k": 5}))
+                    };
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    if s == 200 {
+                        if n % 3 == 0 {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                    } else {
+                        errors.fetch_add(1, Ordering::SeqCst);
+                        eprintln!("load error: {s} {v}");
+                    }
+                    n += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat: Vec<f64> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q) as usize];
+    eprintln!(
+        "load: {} requests in {secs}s ({:.0}/s), p50 {:.1} ms, p99 {:.1} ms, {} acknowledged adds, {} errors",
+        lat.len(),
+        lat.len() as f64 / secs as f64,
+        p(0.5),
+        p(0.99),
+        acked.load(Ordering::SeqCst),
+        errors.load(Ordering::SeqCst)
+    );
+    assert_eq!(errors.load(Ordering::SeqCst), 0);
+    assert!(srv.stop().success());
+    // After a restart the item count equals the acknowledged adds.
+    let srv = Server::start(&dir, &[]);
+    let (_, info) = call(&srv.addr, "GET", "/collections/l", None, None);
+    assert_eq!(info["items"], acked.load(Ordering::SeqCst), "{info}");
+}
