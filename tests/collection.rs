@@ -322,3 +322,18 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         );
     }
 }
+
+#[test]
+fn token_pooling_at_ingest_halves_the_tokens() {
+    let dir = tempdir("pool");
+    let c = Collection::create(&dir, config().with_pool_factor(2.0)).unwrap();
+    let tokens: Vec<f32> = (0..8).flat_map(|t| vector(t, DIM)).collect();
+    c.add(NewItem::new("p", Modality::Image, vector(1, DIM)).with_tokens(tokens, Some([2, 4]))).unwrap();
+    c.commit().unwrap();
+    let snap = c.snapshot();
+    let meta = snap.meta(snap.doc_of("p").unwrap().unwrap()).unwrap();
+    assert_eq!(meta.n_tokens, 4);
+    assert_eq!(meta.grid, None, "pooled tokens are no longer patches");
+    let err = Collection::create(tempdir("pool-bad"), config().with_pool_factor(0.5)).unwrap_err().to_string();
+    assert!(err.contains("pool_factor"), "{err}");
+}

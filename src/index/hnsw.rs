@@ -138,6 +138,11 @@ impl HnswIndex {
         }
     }
 
+    /// Changes the search beam width `ef` (at least 1).
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.params.ef_search = ef.max(1);
+    }
+
     /// The parameters.
     pub fn params(&self) -> HnswParams {
         self.params

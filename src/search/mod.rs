@@ -356,7 +356,9 @@ pub fn search(
             global,
             token,
             motif,
-        } if [global, token, motif].iter().any(|w| w.is_nan() || *w < 0.0)
+        } if [global, token, motif]
+            .iter()
+            .any(|w| w.is_nan() || *w < 0.0)
             || global + token + motif <= 0.0 =>
         {
             return Err(Error::InvalidConfig {

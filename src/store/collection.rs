@@ -39,6 +39,15 @@ pub struct CollectionConfig {
     /// Committed items kept in the WAL before a checkpoint writes a segment
     /// (at least this many, or a tenth of the collection if larger). Default 4096.
     pub checkpoint_items: usize,
+    /// Token pooling at ingest (Clavié et al. 2024): each item's tokens are
+    /// merged by average-linkage clustering down to `ceil(n / pool_factor)`.
+    /// 1 = off (default). Pooled image tokens lose their patch positions.
+    #[serde(default = "one")]
+    pub pool_factor: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl CollectionConfig {
@@ -56,6 +65,7 @@ impl CollectionConfig {
             token_dtype: TokenDtype::default(),
             hnsw: HnswParams::default(),
             checkpoint_items: 4096,
+            pool_factor: 1.0,
         }
     }
 
@@ -68,6 +78,12 @@ impl CollectionConfig {
     /// Sets the HNSW parameters.
     pub fn with_hnsw(mut self, hnsw: HnswParams) -> Self {
         self.hnsw = hnsw;
+        self
+    }
+
+    /// Sets the token pooling factor (1 = off).
+    pub fn with_pool_factor(mut self, f: f32) -> Self {
+        self.pool_factor = f;
         self
     }
 
@@ -395,6 +411,12 @@ impl Collection {
                 reason: "must be > 0".into(),
             });
         }
+        if config.pool_factor.is_nan() || config.pool_factor < 1.0 {
+            return Err(Error::InvalidConfig {
+                name: "pool_factor".into(),
+                reason: format!("{} must be >= 1 (1 = no pooling)", config.pool_factor),
+            });
+        }
         if dir.join(MANIFEST_FILE).exists() {
             return Err(Error::InvalidConfig {
                 name: "collection".into(),
@@ -590,6 +612,17 @@ impl Collection {
                 });
             }
         }
+        let (tokens, n_tokens, grid) = if self.config.pool_factor > 1.0 && n_tokens > 1 {
+            let (pooled, n) = crate::score::pool::pool_tokens(
+                &item.tokens,
+                n_tokens,
+                dim,
+                self.config.pool_factor,
+            );
+            (pooled, n, None)
+        } else {
+            (item.tokens, n_tokens, item.grid)
+        };
         let mut embedding = item.embedding;
         let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
         if norm == 0.0 {
@@ -599,7 +632,7 @@ impl Collection {
             });
         }
         embedding.iter_mut().for_each(|x| *x /= norm);
-        let block = self.config.token_dtype.encode(&item.tokens, dim);
+        let block = self.config.token_dtype.encode(&tokens, dim);
         let mut tok_block = vec![0u32; block.len() / 4];
         bytemuck::cast_slice_mut::<u32, u8>(&mut tok_block).copy_from_slice(&block);
         Ok(StoredItem {
@@ -609,7 +642,7 @@ impl Collection {
                 payload: serde_json::to_string(&item.payload).expect("json value serialises"),
                 modality: item.modality,
                 n_tokens,
-                grid: item.grid,
+                grid,
             },
             embedding,
             tok_block,

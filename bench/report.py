@@ -1,0 +1,424 @@
+"""Render .weft/bench/results.jsonl (written by scripts/bench.sh) as BENCHMARKS.md.
+
+    python bench/report.py .weft/bench/results.jsonl [--run RUN_ID] [--out BENCHMARKS.md]
+
+Uses one run (default: the newest run id in the file), so every ratio compares figures
+measured in the same run. With R > 1 repetitions a figure is the median over repetitions
+with the min-max spread in parentheses. A benchmark without weft lines (or with an error
+line) renders as "not measured" with the reason. The hand-written block between
+`<!-- manual -->` and `<!-- /manual -->` in an existing --out file is kept verbatim.
+Only the standard library is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+MANUAL_RE = re.compile(r"<!-- manual -->.*?<!-- /manual -->", re.S)
+MANUAL_EMPTY = ("<!-- manual -->\n## Retrieval quality\n\n"
+                "(hand-written: kept verbatim by bench/report.py)\n<!-- /manual -->")
+NM = "not measured"
+
+
+def load(path: Path) -> list[dict]:
+    out = []
+    for i, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        try:
+            out.append(json.loads(raw))
+        except ValueError:
+            print(f"report: {path}:{i}: not JSON, skipped", file=sys.stderr)
+    return out
+
+
+# ---------------------------------------------------------------------------- numbers
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    ax = abs(x)
+    if ax >= 1000:
+        return f"{x:,.0f}"
+    if ax >= 100:
+        return f"{x:.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 1:
+        return f"{x:.2f}"
+    if ax == 0:
+        return "0"
+    return f"{x:.{digits}g}"
+
+
+def vals(xs) -> list[float]:
+    return [float(x) for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool)]
+
+
+def agg(xs) -> float | None:
+    v = vals(xs)
+    return statistics.median(v) if v else None
+
+
+def fmt_recall(x: float | None) -> str:
+    return "–" if x is None else f"{x:.4f}"
+
+
+def spread(xs, digits: int = 3, f=None) -> str:
+    """median (min–max) over repetitions; just the value when there is one."""
+    f = f or (lambda x: fmt(x, digits))
+    v = vals(xs)
+    if not v:
+        return NM
+    m = statistics.median(v)
+    if len(v) == 1 or min(v) == max(v):
+        return f(m)
+    return f"{f(m)} ({f(min(v))}–{f(max(v))})"
+
+
+def num(x) -> str:
+    return f"{x:,}" if isinstance(x, int) else "?"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or b == 0:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def get(d: dict, path: str):
+    for k in path.split("."):
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+# ---------------------------------------------------------------------------- machine
+
+
+def live_machine() -> dict:
+    def sh(c):
+        try:
+            return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
+        except Exception:  # noqa: BLE001
+            return ""
+    model = ""
+    for line in sh("LC_ALL=C lscpu").splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    mem = 0
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1])
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "ram_gib": round(mem / 2**20, 1),
+            "kernel": platform.release(), "note": "read when the report was written (no machine line in the run)"}
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def nreps(lines: list[dict]) -> str:
+    n = len({d.get("rep") for d in lines})
+    return f"R = {n}" if n else "R = 0"
+
+
+class Run:
+    def __init__(self, lines: list[dict]):
+        self.lines = lines
+        self.by = defaultdict(list)  # (name, impl) -> ok lines
+        self.errors = defaultdict(list)  # (name, impl) -> reasons
+        for d in lines:
+            key = (d.get("name"), d.get("impl"))
+            if d.get("error") or d.get("skipped"):
+                self.errors[key].append(d.get("error") or f"skipped: {d.get('skipped')}")
+            else:
+                self.by[key].append(d)
+
+    def ok(self, name, impl, **match) -> list[dict]:
+        return [d for d in self.by.get((name, impl), []) if all(d.get(k) == v for k, v in match.items())]
+
+    def why(self, name, impl) -> str:
+        e = self.errors.get((name, impl))
+        if not e and name == "ann" and impl in ("faiss", "hnswlib"):
+            e = self.errors.get((name, "python"))  # ann_python.py itself failed
+        if e:
+            uniq = list(dict.fromkeys(str(x) for x in e))
+            return f"{NM} ({'; '.join(uniq)[:200]})"
+        return NM
+
+    def cell(self, name, impl, lines, field, digits=3) -> str:
+        v = [get(d, field) for d in lines]
+        return spread(v, digits) if vals(v) else self.why(name, impl)
+
+
+def sec_encode(r: Run) -> list[str]:
+    out = ["## 1. Encoding throughput (images/s, higher is better)", ""]
+    w, p = r.ok("encode", "weft"), r.ok("encode", "python")
+    n = (w or p or [{}])[0].get("images")
+    thr = (w or p or [{}])[0].get("threads")
+    out.append(f"{nreps(w + p)}. {n or '?'} images (the photos of `.weft/data/photos` repeated), starter-vl image model, "
+               f"{thr or '?'} intra-op threads on both sides. Full pipeline = decode + EXIF orientation + "
+               "resize/crop/normalise + ONNX inference; inference only = ONNX Runtime on pre-decoded batches.")
+    out.append("")
+    out += ["| figure | weft | Python (PIL + onnxruntime) | weft ÷ Python |", "|---|---|---|---|"]
+    for label, f in [("full pipeline, images/s", "images_per_s"),
+                     ("inference only, images/s", "inference_only_images_per_s")]:
+        out.append(f"| {label} | {r.cell('encode', 'weft', w, f)} | {r.cell('encode', 'python', p, f)} | "
+                   f"{ratio(agg(get(d, f) for d in w), agg(get(d, f) for d in p))} |")
+    return out + [""]
+
+
+def ann_impls(r: Run) -> list[str]:
+    return ["weft", "faiss", "hnswlib"]
+
+
+def sec_ann(r: Run) -> list[str]:
+    out = ["## 2. Approximate nearest neighbours (HNSW, inner product)", ""]
+    datasets = sorted({d.get("dataset") for (name, _), ls in r.by.items() if name == "ann" for d in ls} - {None})
+    if not datasets:
+        reasons = "; ".join(f"{impl}: {r.why('ann', impl)}" for impl in ann_impls(r))
+        return out + [f"{NM}. {reasons}", ""]
+    for ds in datasets:
+        lines = {impl: r.ok("ann", impl, dataset=ds) for impl in ann_impls(r)}
+        first: dict = {}  # dataset description: first non-empty value over the libraries' lines
+        for impl in ("faiss", "hnswlib", "weft"):
+            for d in lines[impl]:
+                for k, v in d.items():
+                    if first.get(k) is None and v is not None:
+                        first[k] = v
+        out.append(f"### {ds}: {first.get('n', '?'):,} x {first.get('dim', '?')} base vectors, "
+                   f"{first.get('queries', '?')} queries, recall@{first.get('k', 10)} vs exact top-{first.get('k', 10)}")
+        if first.get("source"):
+            src = f"Data: {first['source']}"
+            if first.get("capped_by_budget"):
+                src += (f" ({num(first.get('n'))} base rows: what the embedding time budget allowed, "
+                        f"of {num(first.get('requested_n'))} requested)")
+            out += ["", src + "."]
+        out.append("")
+        out.append(f"{nreps([d for v in lines.values() for d in v])}. M = {first.get('m', 16)}, ef_construction = {first.get('ef_construction', 200)}; build on "
+                   f"{first.get('threads_build', '?')} threads; queries served one at a time on one thread "
+                   "(Python call overhead included for the baselines).")
+        out.append("")
+        out += ["| library | build s | build: baseline ÷ weft |", "|---|---|---|"]
+        wb = agg(get(d, "build_s") for d in lines["weft"])
+        for impl in ann_impls(r):
+            b = [get(d, "build_s") for d in lines[impl]]
+            rr = "–" if impl == "weft" else ratio(agg(b), wb)
+            out.append(f"| {impl} | {spread(b) if vals(b) else r.why('ann', impl)} | {rr} |")
+        out.append("")
+        efs = sorted({res.get("ef") for ls in lines.values() for d in ls for res in d.get("results", [])} - {None})
+        out += ["| ef | library | recall@10 | QPS | p50 ms | p99 ms | QPS weft ÷ this |", "|---|---|---|---|---|---|---|"]
+
+        def at(impl, ef, f):
+            return [res.get(f) for d in lines[impl] for res in d.get("results", []) if res.get("ef") == ef]
+        for ef in efs:
+            wq = agg(at("weft", ef, "qps"))
+            for impl in ann_impls(r):
+                if not lines[impl]:
+                    out.append(f"| {ef} | {impl} | {r.why('ann', impl)} | | | | |")
+                    continue
+                rr = "–" if impl == "weft" else ratio(wq, agg(at(impl, ef, "qps")))
+                out.append(f"| {ef} | {impl} | {spread(at(impl, ef, 'recall'), f=fmt_recall)} | {spread(at(impl, ef, 'qps'))} | "
+                           f"{spread(at(impl, ef, 'p50_ms'))} | {spread(at(impl, ef, 'p99_ms'))} | {rr} |")
+        # operating points: fastest ef reaching a recall target (medians over repetitions)
+        out += ["", "Fastest setting reaching a recall target (median over repetitions):", "",
+                "| recall target | " + " | ".join(ann_impls(r)) + " |", "|---|" + "---|" * len(ann_impls(r))]
+        for target in (0.90, 0.95, 0.99):
+            cells = []
+            for impl in ann_impls(r):
+                best = None
+                for ef in efs:
+                    rec, q = agg(at(impl, ef, "recall")), agg(at(impl, ef, "qps"))
+                    if rec is not None and q is not None and rec >= target and (best is None or q > best[1]):
+                        best = (ef, q)
+                cells.append(f"{fmt(best[1])} QPS (ef {best[0]})" if best else ("not reached" if lines[impl] else NM))
+            out.append(f"| ≥ {target:.2f} | " + " | ".join(cells) + " |")
+        out.append("")
+        vers = [f"{impl} {lines[impl][0].get('version')}" for impl in ("faiss", "hnswlib")
+                if lines[impl] and lines[impl][0].get("version")]
+        if vers:
+            out += [f"Versions: {', '.join(vers)}.", ""]
+    return out
+
+
+def sec_maxsim(r: Run) -> list[str]:
+    out = ["## 3. Late-interaction re-ranking (MaxSim, one thread)", ""]
+    p = r.ok("maxsim", "numpy", dtype="f32")
+    first = (r.by.get(("maxsim", "weft")) or p or [{}])[0]
+    out.append(f"{nreps(p + r.by.get(('maxsim', 'weft'), []))}. A {first.get('nq', 32)}-token query against {first.get('docs', 1000)} documents x "
+               f"{first.get('nd', 64)} tokens x {first.get('dim', 128)} dims: score = sum over query tokens of the "
+               "max dot product over the document's tokens, for every document. Time per full scoring pass; "
+               "GFLOP/s counts the 2·docs·nd·nq·dim multiply-adds.")
+    out.append("")
+    out += ["| implementation | dtype | kernel | ms (median) | GFLOP/s | speed-up vs numpy f32 |", "|---|---|---|---|---|---|"]
+    base = agg(get(d, "ms_median") for d in p)
+
+    def ms_cell(ls, name, impl):
+        v = [d.get("ms_median") for d in ls]
+        if not vals(v):
+            return r.why(name, impl)
+        if len(vals(v)) == 1:  # one repetition: show the spread of its runs
+            d = ls[0]
+            if d.get("ms_min") is not None and d.get("ms_max") is not None:
+                return f"{fmt(d['ms_median'])} (runs {fmt(d['ms_min'])}–{fmt(d['ms_max'])})"
+        return spread(v)
+
+    for dt in ("f32", "f16", "i8"):
+        w = r.ok("maxsim", "weft", dtype=dt)
+        kern = w[0].get("kernel", "") if w else ""
+        out.append(f"| weft | {dt} | {kern} | {ms_cell(w, 'maxsim', 'weft')} | "
+                   f"{spread([d.get('gflops') for d in w]) if w else '–'} | "
+                   f"{ratio(base, agg(d.get('ms_median') for d in w))} |")
+    kern = p[0].get("kernel", "") if p else ""
+    out.append(f"| numpy (matmul + max + sum) | f32 | {kern} | {ms_cell(p, 'maxsim', 'numpy')} | "
+               f"{spread([d.get('gflops') for d in p]) if p else '–'} | {'1.00×' if p else '–'} |")
+    out.append("")
+    if p and p[0].get("blas"):
+        d = p[0]
+        out += [f"numpy {d.get('numpy', '')} used {d.get('blas')} {d.get('blas_version', '')} "
+                f"(kernel `{d.get('blas_kernel')}`, {d.get('blas_threads')} thread)"
+                + (f", OPENBLAS_CORETYPE={d['openblas_coretype']}" if d.get("openblas_coretype") else "") + ".", ""]
+    return out
+
+
+def sec_e2e(r: Run) -> list[str]:
+    out = ["## 4. End to end (weft only)", ""]
+    w = r.ok("e2e", "weft")
+    if not w:
+        return out + [f"{r.why('e2e', 'weft')}.", ""]
+    d = w[0]
+    out.append(f"{nreps(w)}. {num(d.get('items'))} items ({d.get('dim', 384)}-d pooled + {d.get('tokens', 49)} token vectors "
+               f"each), HNSW candidates re-ranked by late interaction over the top {d.get('rerank', 100)}, "
+               f"{d.get('queries', '?')} text queries. No Python baseline: there is no comparable single-library "
+               "pipeline, so these are absolute figures.")
+    out += ["", "| figure | value |", "|---|---|"]
+    for label, f in [("query p50 ms, excluding text encoding", "excl_encode.p50_ms"),
+                     ("query p99 ms, excluding text encoding", "excl_encode.p99_ms"),
+                     ("query p50 ms, including text encoding", "incl_encode.p50_ms"),
+                     ("query p99 ms, including text encoding", "incl_encode.p99_ms"),
+                     ("ingest s", "ingest_s"), ("peak RSS MB", "peak_rss_mb")]:
+        out.append(f"| {label} | {spread([get(x, f) for x in w])} |")
+    return out + [""]
+
+
+def sec_storage(r: Run) -> list[str]:
+    out = ["## 5. Memory and disk (weft only)", ""]
+    w = r.ok("storage", "weft")
+    if not w:
+        return out + [f"{r.why('storage', 'weft')}.", ""]
+    d = w[0]
+    out.append(f"{nreps(w)}. {num(d.get('items'))} items, {d.get('dim', 384)}-d pooled + {d.get('tokens', 50)} token vectors "
+               "each, per token dtype and pooling setting; open = time to open the collection (mapped segments).")
+    out += ["", "| token dtype | pooling | bytes per item | open ms |", "|---|---|---|---|"]
+    rows = defaultdict(lambda: {"bytes_per_item": [], "open_ms": []})
+    order = []
+    for x in w:
+        for row in x.get("rows", []):
+            key = (str(row.get("dtype")), str(row.get("pool")))
+            if key not in rows:
+                order.append(key)
+            rows[key]["bytes_per_item"].append(row.get("bytes_per_item"))
+            rows[key]["open_ms"].append(row.get("open_ms"))
+    for key in order:
+        out.append(f"| {key[0]} | {key[1]} | {spread(rows[key]['bytes_per_item'])} | {spread(rows[key]['open_ms'])} |")
+    return out + [""]
+
+
+# ---------------------------------------------------------------------------- document
+
+
+def render(run_id: str, lines: list[dict], manual: str) -> str:
+    r = Run(lines)
+    mach = next((d for d in lines if d.get("name") == "machine"), None) or live_machine()
+    reps = sorted({d.get("rep") for d in lines if isinstance(d.get("rep"), int) and d.get("rep") > 0})
+    out = ["# Benchmarks", "",
+           "<!-- generated by bench/report.py from .weft/bench/results.jsonl; edit only the manual block -->", "",
+           f"Run `{run_id}`" + (f", {mach.get('time')}" if mach.get("time") else "")
+           + (f": R = {mach.get('repeat')} repetitions for encoding, MaxSim and storage, {mach.get('ann_repeat', 1)} "
+              f"for ANN, {mach.get('e2e_repeat', 1)} for end to end" if mach.get("repeat") else
+              f": {len(reps) or 1} repetition(s)")
+           + (" (--quick: smaller sizes)" if mach.get("quick") else "")
+           + ". With more than one repetition a figure is the median over repetitions, min–max in parentheses; "
+           "weft and the baseline ran alternately in the same run (order flipped every repetition), and every "
+           "ratio compares figures of this run only.", "",
+           "## Machine", "",
+           f"- CPU: {mach.get('cpu', '?')}; {mach.get('cores', '?')} logical cores"
+           + (f", SIMD: {', '.join(mach['simd'])}" if mach.get("simd") else ""),
+           f"- RAM: {mach.get('ram_gib', '?')} GiB; kernel {mach.get('kernel', '?')}"
+           + (f"; {mach['os']}" if mach.get("os") else ""),
+           ]
+    for k, label in [("git", "weft commit"), ("rustc", "rustc"), ("python", "Python")]:
+        if mach.get(k):
+            out.append(f"- {label}: {mach[k]}")
+    if mach.get("note"):
+        out.append(f"- ({mach['note']})")
+    out += ["", "## Commands", "", "```sh", mach.get("command", "scripts/bench.sh").strip(), "```", "",
+            "which ran (first repetition; paths relative to the repository root):", "", "```sh"]
+    seen = set()
+    for d in lines:
+        c = d.get("cmd")
+        if c and d.get("rep") in (1, None) and c not in seen:
+            seen.add(c)
+            out.append(c)
+    out += ["```", ""]
+    for sec in (sec_encode, sec_ann, sec_maxsim, sec_e2e, sec_storage):
+        try:
+            out += sec(r)
+        except Exception as e:  # noqa: BLE001 - a malformed line must not lose the whole report
+            out += [f"(section failed to render: {type(e).__name__}: {e})", ""]
+    out += [manual, "",
+            "## Notes on noise", "",
+            "- The figures come from one shared machine: other jobs share the cores and the memory bus, so "
+            "absolute times move between runs by tens of percent. Compare the ratios measured in one run, "
+            "never absolute numbers across runs or machines.",
+            "- p99 latencies of sub-millisecond queries are dominated by scheduler preemption on a loaded machine "
+            "(a time slice is milliseconds): treat p99 as an upper bound, p50 and QPS as the comparable figures.",
+            "- The Python baselines pay interpreter overhead per call (one query, one batch at a time), as a "
+            "Python user does; the inference-only encoding figure and the faiss/hnswlib build times exclude it.",
+            "- Index builds are multi-threaded and non-deterministic (insertion order across threads), so "
+            "recall moves by a few thousandths between repetitions.", ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--run", help="run id (default: the newest in the file)")
+    ap.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    a = ap.parse_args()
+    lines = load(a.results) if a.results.is_file() else []
+    runs = [d.get("run_id") for d in lines if d.get("run_id")]
+    run_id = a.run or (max(runs) if runs else None)
+    if run_id is None:
+        print(f"report: no runs in {a.results}; writing a report with nothing measured", file=sys.stderr)
+        run_id = "none"
+    lines = [d for d in lines if d.get("run_id") == run_id]
+    manual = MANUAL_EMPTY
+    if a.out.is_file():
+        m = MANUAL_RE.search(a.out.read_text(encoding="utf-8"))
+        if m:
+            manual = m.group(0)
+    text = render(run_id, lines, manual)
+    tmp = a.out.with_name(f".{a.out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, a.out)
+    print(f"report: wrote {a.out} from run {run_id} ({len(lines)} lines)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+//! weft's side of `scripts/bench.sh`: each subcommand prints one JSON line
+//! with the same schema as the Python baselines in `bench/` (`"impl": "weft"`).
+//!
+//! ```text
+//! bench maxsim  --docs 1000 --nd 64 --nq 32 --dim 128 --dtype f32|f16|i8 --runs 25
+//! bench ann     --data F --queries F --truth F --dim D --k 10 --m 16 --ef-construction 200 --ef 16,32,64 [--threads T]
+//! bench encode  --bundle DIR --images DIR --threads N --repeat R
+//! bench storage --items N --dim D --tokens T
+//! bench e2e     --items N --dim D --tokens T --rerank R --queries Q --bundle DIR [--dtype i8]
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+use weft::bundle::{Bundle, Modality};
+use weft::encoder::{BundleEncoders, EncoderOptions, Input};
+use weft::index::{HnswIndex, HnswParams, VectorIndex};
+use weft::runtime::{Runtime, RuntimeOptions, SessionOptions};
+use weft::score::{self, Kernel, MaxSimScratch, TokensRef};
+use weft::search::{search, Candidates, Direction, Query, Scorer, SearchOptions, SearchScratch};
+use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
+
+type Args = HashMap<String, String>;
+
+fn args() -> (String, Args) {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = raw.first().cloned().unwrap_or_default();
+    let mut map = HashMap::new();
+    let mut i = 1;
+    while i < raw.len() {
+        if let Some(k) = raw[i].strip_prefix("--") {
+            let v = raw.get(i + 1).cloned().unwrap_or_default();
+            map.insert(k.to_string(), v);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    (cmd, map)
+}
+
+fn get<T: std::str::FromStr>(a: &Args, k: &str, default: T) -> T {
+    a.get(k).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn need(a: &Args, k: &str) -> anyhow::Result<String> {
+    a.get(k)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("--{k} is required"))
+}
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn unit(&mut self, dim: usize, around: Option<&[f32]>, noise: f32) -> Vec<f32> {
+        let mut v: Vec<f32> = (0..dim)
+            .map(|i| around.map_or(0.0, |c| c[i]) + noise * self.f())
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|x| *x /= n);
+        v
+    }
+}
+
+fn stats(mut ms: Vec<f64>) -> (f64, f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    (ms[ms.len() / 2], ms[0], ms[ms.len() - 1])
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(String::from)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn read_f32(path: &str) -> anyhow::Result<Vec<f32>> {
+    let b = std::fs::read(path)?;
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+        .collect())
+}
+
+fn maxsim(a: &Args) -> anyhow::Result<()> {
+    let (docs, nd, nq, dim, runs) = (
+        get(a, "docs", 1000),
+        get(a, "nd", 64),
+        get(a, "nq", 32),
+        get(a, "dim", 128),
+        get(a, "runs", 25usize),
+    );
+    let dtype: TokenDtype = a.get("dtype").map_or(Ok(TokenDtype::F32), |s| s.parse())?;
+    let mut rng = Rng(7);
+    let query: Vec<f32> = (0..nq).flat_map(|_| rng.unit(dim, None, 1.0)).collect();
+    let blocks: Vec<Vec<u32>> = (0..docs)
+        .map(|_| {
+            let t: Vec<f32> = (0..nd).flat_map(|_| rng.unit(dim, None, 1.0)).collect();
+            let bytes = dtype.encode(&t, dim);
+            let mut w = vec![0u32; bytes.len() / 4];
+            bytemuck::cast_slice_mut::<u32, u8>(&mut w).copy_from_slice(&bytes);
+            w
+        })
+        .collect();
+    let views: Vec<TokensRef<'_>> = blocks
+        .iter()
+        .map(|b| dtype.view(bytemuck::cast_slice(b), nd, dim).expect("block"))
+        .collect();
+    let mut scratch = MaxSimScratch::new();
+    let mut sink = 0.0f32;
+    let mut ms = Vec::new();
+    for r in 0..runs + 3 {
+        let t = Instant::now();
+        for v in &views {
+            sink += score::interact(&query, nq, *v, dim, &mut scratch).maxsim();
+        }
+        if r >= 3 {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let (med, min, max) = stats(ms);
+    let flops = 2.0 * (nq * nd * dim * docs) as f64;
+    println!(
+        "{}",
+        json!({"name": "maxsim", "impl": "weft", "dtype": format!("{dtype:?}").to_lowercase(), "kernel": Kernel::detect().name(),
+               "ms_median": med, "ms_min": min, "ms_max": max, "gflops": flops / med / 1e6,
+               "docs": docs, "nd": nd, "nq": nq, "dim": dim, "runs": runs, "threads": 1, "checksum": sink})
+    );
+    Ok(())
+}
+
+fn ann(a: &Args) -> anyhow::Result<()> {
+    let dim: usize = get(a, "dim", 384);
+    let k: usize = get(a, "k", 10);
+    let data_path = need(a, "data")?;
+    let data = read_f32(&data_path)?;
+    let queries = read_f32(&need(a, "queries")?)?;
+    let truth_bytes = std::fs::read(need(a, "truth")?)?;
+    let truth: Vec<i32> = truth_bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+        .collect();
+    let n = data.len() / dim;
+    let nq = queries.len() / dim;
+    let tk = truth.len() / nq.max(1);
+    let params = HnswParams::default()
+        .with_m(get(a, "m", 16))
+        .with_ef_construction(get(a, "ef-construction", 200));
+    let t = Instant::now();
+    let mut index = HnswIndex::new(params, n)?;
+    let rows: Vec<(&[f32], u64)> = data
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| (v, i as u64))
+        .collect();
+    index.insert_many(&rows);
+    let build_s = t.elapsed().as_secs_f64();
+    let efs: Vec<usize> = a.get("ef").map_or(vec![64], |s| {
+        s.split(',').filter_map(|e| e.parse().ok()).collect()
+    });
+    let mut results = Vec::new();
+    for ef in efs {
+        index.set_ef_search(ef);
+        let idx = &index;
+        let mut lat = Vec::with_capacity(nq);
+        let mut hits = 0usize;
+        let start = Instant::now();
+        for (qi, q) in queries.chunks_exact(dim).enumerate() {
+            let t = Instant::now();
+            let got = idx.search(q, k, &|_| true);
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            let want = &truth[qi * tk..qi * tk + k.min(tk)];
+            hits += got
+                .iter()
+                .filter(|(d, _)| want.contains(&(*d as i32)))
+                .count();
+        }
+        let total = start.elapsed().as_secs_f64();
+        lat.sort_by(f64::total_cmp);
+        results.push(
+            json!({"ef": ef, "recall": hits as f64 / (k * nq) as f64, "qps": nq as f64 / total,
+                            "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99)}),
+        );
+    }
+    let dataset = Path::new(&data_path)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        json!({"name": "ann", "impl": "weft", "dataset": dataset, "n": n, "dim": dim, "queries": nq, "k": k, "m": params.m,
+               "ef_construction": params.ef_construction, "threads_build": rayon_threads(), "build_s": build_s, "results": results})
+    );
+    Ok(())
+}
+
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(weft::runtime::default_threads)
+}
+
+fn encode(a: &Args) -> anyhow::Result<()> {
+    let bundle = Bundle::open(need(a, "bundle")?)?;
+    let threads: usize = get(a, "threads", 2);
+    let repeat: usize = get(a, "repeat", 1);
+    let dir = PathBuf::from(need(a, "images")?);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| weft::ingest::SourceKind::of(p) == Some(weft::ingest::SourceKind::Image))
+        .collect();
+    files.sort();
+    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let session = SessionOptions::default().with_intra_threads(threads);
+    let opts = EncoderOptions::default().with_session(session.clone());
+    let mut enc = BundleEncoders::new(runtime.clone(), bundle.clone(), opts)?;
+    let inputs: Vec<Input<'_>> = files.iter().map(|p| Input::ImagePath(p)).collect();
+    enc.encode(&inputs[..inputs.len().min(8)]); // warm-up
+    let mut full = Vec::new();
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let r = enc.encode(&inputs);
+        full.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(r.iter().all(|x| x.is_ok()), "an image failed to encode");
+    }
+    // Inference only: the model on pre-decoded, pre-normalised batches of 32.
+    let spec = bundle.image_spec().expect("image bundle").clone();
+    let plane = 3 * spec.size[0] * spec.size[1];
+    let mut pixels = vec![0f32; files.len() * plane];
+    for (i, f) in files.iter().enumerate() {
+        let bytes = std::fs::read(f)?;
+        weft::encoder::image::preprocess(
+            &bytes,
+            &f.display().to_string(),
+            &spec,
+            &Default::default(),
+            &mut pixels[i * plane..(i + 1) * plane],
+        )?;
+    }
+    let mut s = runtime.session(&bundle.file(&spec.model.model), &session)?;
+    let mut infer = Vec::new();
+    for r in 0..=repeat {
+        let t = Instant::now();
+        for chunk in pixels.chunks(32 * plane) {
+            let b = chunk.len() / plane;
+            let view = ndarray::ArrayView4::from_shape((b, 3, spec.size[0], spec.size[1]), chunk)?;
+            let tensor = ort::value::TensorRef::from_array_view(view)?;
+            let _ = s.session.run(vec![(
+                spec.model.inputs[0].name.clone(),
+                ort::session::SessionInputValue::from(tensor),
+            )])?;
+        }
+        if r > 0 {
+            infer.push(t.elapsed().as_secs_f64()); // pass 0 warms the session up
+        }
+    }
+    let (fm, _, _) = stats(full);
+    let (im, _, _) = stats(infer);
+    let n = files.len();
+    println!(
+        "{}",
+        json!({"name": "encode", "impl": "weft", "images": n, "seconds": fm, "images_per_s": n as f64 / fm,
+               "inference_only_images_per_s": n as f64 / im, "threads": threads, "peak_rss_mb": peak_rss_mb()})
+    );
+    Ok(())
+}
+
+fn synthetic(
+    rng: &mut Rng,
+    centres: &[Vec<f32>],
+    i: usize,
+    dim: usize,
+    tokens: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let c = &centres[i % centres.len()];
+    let toks: Vec<f32> = (0..tokens)
+        .flat_map(|_| rng.unit(dim, Some(c), 0.08))
+        .collect();
+    let mut e = vec![0f32; dim];
+    for row in toks.chunks_exact(dim) {
+        e.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+    }
+    (e, toks)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn storage(a: &Args) -> anyhow::Result<()> {
+    let (items, dim, tokens) = (
+        get(a, "items", 5000usize),
+        get(a, "dim", 384usize),
+        get(a, "tokens", 50usize),
+    );
+    let tmp = std::env::temp_dir().join(format!("weft-bench-storage-{}", std::process::id()));
+    let mut rows = Vec::new();
+    for dtype in [TokenDtype::F32, TokenDtype::F16, TokenDtype::I8] {
+        for pool in [1.0f32, 2.0] {
+            let dir = tmp.join(format!("{dtype:?}-{pool}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut rng = Rng(11);
+            let centres: Vec<Vec<f32>> = (0..50).map(|_| rng.unit(dim, None, 1.0)).collect();
+            let cfg = CollectionConfig::new("bench", "bench", dim)
+                .with_token_dtype(dtype)
+                .with_pool_factor(pool)
+                .with_checkpoint_items(items + 1);
+            let c = Collection::create(&dir, cfg)?;
+            let t = Instant::now();
+            for i in 0..items {
+                let (e, toks) = synthetic(&mut rng, &centres, i, dim, tokens);
+                c.add(NewItem::new(format!("i{i}"), Modality::Text, e).with_tokens(toks, None))?;
+                if i % 1000 == 999 {
+                    c.commit()?;
+                }
+            }
+            c.commit()?;
+            c.checkpoint()?;
+            let ingest_s = t.elapsed().as_secs_f64();
+            drop(c);
+            let t = Instant::now();
+            let c = Collection::open(&dir)?;
+            let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+            let snap = c.snapshot();
+            let stored_tokens: usize = snap
+                .live_docs()
+                .take(200)
+                .map(|d| snap.meta(d).map_or(0, |m| m.n_tokens))
+                .sum();
+            rows.push(json!({"dtype": format!("{dtype:?}").to_lowercase(), "pool": pool,
+                             "bytes_per_item": dir_bytes(&dir) as f64 / items as f64, "open_ms": open_ms, "ingest_s": ingest_s,
+                             "tokens_per_item": stored_tokens as f64 / 200f64.min(items as f64)}));
+            drop(c);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    println!(
+        "{}",
+        json!({"name": "storage", "impl": "weft", "items": items, "dim": dim, "tokens": tokens, "rows": rows, "peak_rss_mb": peak_rss_mb()})
+    );
+    Ok(())
+}
+
+fn e2e(a: &Args) -> anyhow::Result<()> {
+    let (items, dim, tokens) = (
+        get(a, "items", 100_000usize),
+        get(a, "dim", 384usize),
+        get(a, "tokens", 49usize),
+    );
+    let (rerank, nqueries) = (get(a, "rerank", 100usize), get(a, "queries", 200usize));
+    let dtype: TokenDtype = a.get("dtype").map_or(Ok(TokenDtype::I8), |s| s.parse())?;
+    let bundle = Bundle::open(need(a, "bundle")?)?;
+    anyhow::ensure!(
+        bundle.dim() == dim,
+        "--dim {dim} differs from the bundle's {}",
+        bundle.dim()
+    );
+    let dir = std::env::temp_dir().join(format!("weft-bench-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let c = Collection::create(
+        &dir,
+        CollectionConfig::for_bundle(&bundle)
+            .with_token_dtype(dtype)
+            .with_checkpoint_items(20_000),
+    )?;
+    let mut rng = Rng(5);
+    let centres: Vec<Vec<f32>> = (0..500).map(|_| rng.unit(dim, None, 1.0)).collect();
+    let t = Instant::now();
+    for i in 0..items {
+        let (e, toks) = synthetic(&mut rng, &centres, i, dim, tokens);
+        c.add(NewItem::new(format!("i{i}"), Modality::Image, e).with_tokens(toks, None))?;
+        if i % 2000 == 1999 {
+            c.commit()?;
+        }
+    }
+    c.commit()?;
+    c.checkpoint()?;
+    let ingest_s = t.elapsed().as_secs_f64();
+    let mut enc = BundleEncoders::new(
+        Runtime::load(&RuntimeOptions::default())?,
+        bundle,
+        EncoderOptions::default(),
+    )?;
+    let texts: Vec<String> = (0..nqueries)
+        .map(|i| format!("a photo of object number {i} on a table"))
+        .collect();
+    let snap = c.snapshot();
+    let opts = SearchOptions::default()
+        .with_k(10)
+        .with_scorer(Scorer::Filip(Direction::QueryToItem))
+        .with_candidates(Candidates::Depth(rerank))
+        .with_exact_below(0);
+    let mut scratch = SearchScratch::new();
+    let (mut excl, mut incl) = (Vec::new(), Vec::new());
+    for text in &texts {
+        let t0 = Instant::now();
+        let q = Query::from_encoded(enc.encode(&[Input::Text(text)]).remove(0)?);
+        let t1 = Instant::now();
+        let hits = search(&snap, &q, &opts, &mut scratch)?;
+        anyhow::ensure!(hits.len() == 10, "search returned {}", hits.len());
+        excl.push(t1.elapsed().as_secs_f64() * 1000.0);
+        incl.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    excl.sort_by(f64::total_cmp);
+    incl.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        json!({"name": "e2e", "impl": "weft", "items": items, "dim": dim, "tokens": tokens, "rerank": rerank, "queries": nqueries,
+               "dtype": format!("{dtype:?}").to_lowercase(), "scorer": "filip",
+               "excl_encode": {"p50_ms": percentile(&excl, 0.5), "p99_ms": percentile(&excl, 0.99)},
+               "incl_encode": {"p50_ms": percentile(&incl, 0.5), "p99_ms": percentile(&incl, 0.99)},
+               "ingest_s": ingest_s, "disk_bytes": dir_bytes(&dir), "peak_rss_mb": peak_rss_mb()})
+    );
+    drop(snap);
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let (cmd, a) = args();
+    match cmd.as_str() {
+        "maxsim" => maxsim(&a),
+        "ann" => ann(&a),
+        "encode" => encode(&a),
+        "storage" => storage(&a),
+        "e2e" => e2e(&a),
+        other => anyhow::bail!("unknown benchmark `{other}` (maxsim, ann, encode, storage, e2e)"),
+    }
+}
