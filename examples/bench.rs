@@ -187,7 +187,7 @@ fn ann(a: &Args) -> anyhow::Result<()> {
         let start = Instant::now();
         for (qi, q) in queries.chunks_exact(dim).enumerate() {
             let t = Instant::now();
-            let got = idx.search(q, k, &|_| true);
+            let got = idx.search(q, k, None);
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
             let want = &truth[qi * tk..qi * tk + k.min(tk)];
             hits += got

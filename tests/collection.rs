@@ -123,7 +123,7 @@ fn duplicates_upserts_and_deletes() {
     c.commit().unwrap();
     let snap = c.snapshot();
     assert_eq!(snap.len(), 0);
-    assert!(snap.ann(&vector(500, DIM), 5, &|_| true).is_empty());
+    assert!(snap.ann(&vector(500, DIM), 5, None).is_empty());
     // wrong dimension and NaN are refused with the item named
     let bad = NewItem::new("short", Modality::Text, vec![1.0; DIM - 1]);
     let err = c.add(bad).unwrap_err().to_string();
@@ -152,7 +152,7 @@ fn a_reader_keeps_its_snapshot_while_the_writer_commits() {
     c.commit().unwrap();
     assert_eq!(before.len(), 10);
     assert!(before.doc_of("item-3").unwrap().is_some());
-    let hits = before.ann(&vector(150, DIM), 5, &|_| true);
+    let hits = before.ann(&vector(150, DIM), 5, None);
     assert!(
         hits.iter().all(|(d, _)| *d < 10),
         "old snapshot sees new items: {hits:?}"
@@ -182,7 +182,7 @@ fn delete_and_compaction_keep_search_correct_and_reclaim_space() {
     let check = |c: &Collection| {
         let snap = c.snapshot();
         for i in (0..300).step_by(7) {
-            let hits = snap.ann(&vector(i, DIM), 3, &|_| true);
+            let hits = snap.ann(&vector(i, DIM), 3, None);
             let ids: Vec<String> = hits
                 .iter()
                 .map(|(d, _)| snap.meta(*d).unwrap().id)
@@ -328,12 +328,15 @@ fn token_pooling_at_ingest_halves_the_tokens() {
     let dir = tempdir("pool");
     let c = Collection::create(&dir, config().with_pool_factor(2.0)).unwrap();
     let tokens: Vec<f32> = (0..8).flat_map(|t| vector(t, DIM)).collect();
-    c.add(NewItem::new("p", Modality::Image, vector(1, DIM)).with_tokens(tokens, Some([2, 4]))).unwrap();
+    c.add(NewItem::new("p", Modality::Image, vector(1, DIM)).with_tokens(tokens, Some([2, 4])))
+        .unwrap();
     c.commit().unwrap();
     let snap = c.snapshot();
     let meta = snap.meta(snap.doc_of("p").unwrap().unwrap()).unwrap();
     assert_eq!(meta.n_tokens, 4);
     assert_eq!(meta.grid, None, "pooled tokens are no longer patches");
-    let err = Collection::create(tempdir("pool-bad"), config().with_pool_factor(0.5)).unwrap_err().to_string();
+    let err = Collection::create(tempdir("pool-bad"), config().with_pool_factor(0.5))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("pool_factor"), "{err}");
 }

@@ -21,7 +21,7 @@ use serde::Serialize;
 pub use filter::Filter;
 
 use crate::error::{Error, Result};
-use crate::index::{top_k, DocId};
+use crate::index::{top_k, DocId, Filter as DocFilter};
 use crate::score::{self, Interaction, MaxSimScratch};
 use crate::store::Snapshot;
 
@@ -408,7 +408,8 @@ pub fn search(
     let mut candidates: Vec<(DocId, f32)> = if exhaustive {
         exact_scan(snapshot, &q, &accept)?
     } else {
-        let found = snapshot.ann(&q, depth, &accept);
+        let needs_filter = options.exclude.is_some() || options.filter.is_some();
+        let found = snapshot.ann(&q, depth, needs_filter.then_some(&accept as DocFilter<'_>));
         if found.len() < options.k.min(live) && options.filter.is_some() {
             // HNSW could not reach k matching items: scan exactly (correct, slower).
             top_k(exact_scan(snapshot, &q, &accept)?, depth)

@@ -15,7 +15,7 @@ use super::wal::{self, Op, WalWriter};
 use super::{ItemMeta, NewItem, StoredItem};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::index::{DocId, HnswIndex, HnswParams, VectorIndex};
+use crate::index::{DocId, Filter, HnswIndex, HnswParams, VectorIndex};
 use crate::score::TokensRef;
 
 const CONFIG_FILE: &str = "collection.cfg";
@@ -286,15 +286,18 @@ impl Snapshot {
         &self.index
     }
 
-    /// The `k` live docs nearest to `query` that pass `filter`, best first.
-    pub fn ann(
-        &self,
-        query: &[f32],
-        k: usize,
-        filter: &(dyn Fn(DocId) -> bool + Sync),
-    ) -> Vec<(DocId, f32)> {
-        self.index
-            .search(query, k, &|d| self.is_live(d) && filter(d))
+    /// The `k` live docs nearest to `query` that pass `filter` (`None`: all), best first.
+    pub fn ann(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)> {
+        // The shared index may hold docs of later commits, and deleted ones:
+        // filter only when this snapshot needs it (the unfiltered search is faster).
+        let all_visible = self.deleted.is_empty() && self.index.len() as u64 <= self.next_doc;
+        match (filter, all_visible) {
+            (None, true) => self.index.search(query, k, None),
+            (None, false) => self.index.search(query, k, Some(&|d| self.is_live(d))),
+            (Some(f), _) => self
+                .index
+                .search(query, k, Some(&|d| self.is_live(d) && f(d))),
+        }
     }
 
     fn stored(&self, doc: DocId) -> Result<StoredItem> {
