@@ -292,7 +292,15 @@ impl Snapshot {
         // filter only when this snapshot needs it (the unfiltered search is faster).
         let all_visible = self.deleted.is_empty() && self.index.len() as u64 <= self.next_doc;
         match (filter, all_visible) {
-            (None, true) => self.index.search(query, k, None),
+            (None, true) => {
+                let hits = self.index.search(query, k, None);
+                // A writer may have inserted newer docs since the check above.
+                if hits.iter().all(|(d, _)| *d < self.next_doc) {
+                    hits
+                } else {
+                    self.index.search(query, k, Some(&|d| self.is_live(d)))
+                }
+            }
             (None, false) => self.index.search(query, k, Some(&|d| self.is_live(d))),
             (Some(f), _) => self
                 .index
