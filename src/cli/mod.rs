@@ -669,6 +669,9 @@ fn index(env: &Env, args: IndexArgs) -> anyhow::Result<ExitCode> {
         for e in &report.errors {
             eprintln!("  error: {e}");
         }
+        for s in &report.skipped {
+            eprintln!("  note: {s}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -437,6 +437,8 @@ pub struct SyncReport {
     pub items_removed: usize,
     /// Items or files that failed, with the reason.
     pub errors: Vec<String>,
+    /// Files passed over on purpose (a table without a `smiles` column), with the reason.
+    pub skipped: Vec<String>,
 }
 
 /// Indexes `inputs` into `collection` (see the module docs). `batch` items
@@ -507,6 +509,7 @@ pub fn sync(
                 group_items += items.len();
                 group.push((file, items));
             }
+            Err(e) if e.to_string().contains(": skipped: ") => report.skipped.push(e.to_string()),
             Err(e) => report.errors.push(e.to_string()),
         }
         if group_items >= batch.max(1) {
