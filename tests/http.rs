@@ -490,3 +490,54 @@ fn load_mixing_searches_and_adds_loses_no_acknowledged_add() {
     let (_, info) = call(&srv.addr, "GET", "/collections/l", None, None);
     assert_eq!(info["items"], acked.load(Ordering::SeqCst), "{info}");
 }
+
+#[test]
+fn a_failing_add_never_drops_a_concurrent_requests_items() {
+    let dir = temp("concurrent");
+    let srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+    assert_eq!(post(&a, "/collections", json!({"name": "k"})).0, 201);
+    assert_eq!(
+        post(
+            &a,
+            "/collections/k/items",
+            json!({"items": [{"id": "taken", "text": "x"}]})
+        )
+        .0,
+        200
+    );
+    let acked = Arc::new(AtomicUsize::new(1));
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (a, acked) = (a.clone(), Arc::clone(&acked));
+            std::thread::spawn(move || {
+                for n in 0..25 {
+                    // Every other request fails on its last item (a duplicate id) and must add nothing.
+                    let last = if n % 2 == 0 {
+                        format!("w{w}-{n}-c")
+                    } else {
+                        "taken".to_string()
+                    };
+                    let items = json!({"items": [
+                        {"id": format!("w{w}-{n}-a"), "text": "a"},
+                        {"id": format!("w{w}-{n}-b"), "text": "b"},
+                        {"id": last, "text": "c"}
+                    ]});
+                    let (s, v) = post(&a, "/collections/k/items", items);
+                    match s {
+                        200 => {
+                            acked.fetch_add(3, Ordering::SeqCst);
+                        }
+                        409 => assert_eq!(v["error"]["code"], "duplicate_id"),
+                        other => panic!("{other} {v}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let (_, info) = call(&a, "GET", "/collections/k", None, None);
+    assert_eq!(info["items"], acked.load(Ordering::SeqCst), "{info}");
+}

@@ -461,7 +461,7 @@ async fn create_collection(
         .unwrap_or_else(|e| e.into_inner())
         .insert(
             req.name.clone(),
-            Arc::new(super::Open { collection, bundle }),
+            Arc::new(super::Open::new(collection, bundle)),
         );
     ok(
         StatusCode::CREATED,
@@ -499,7 +499,10 @@ async fn delete_collection(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<Strin
 async fn compact(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
     let open = state.collection(&name)?;
     let before = open.collection.info();
-    tokio::task::spawn_blocking(move || open.collection.compact().map(|_| open.collection.info()))
+    tokio::task::spawn_blocking(move || {
+        let _writes = open.writes.lock().unwrap_or_else(|e| e.into_inner());
+        open.collection.compact().map(|_| open.collection.info())
+    })
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
         .map_err(ApiError::from)
@@ -606,6 +609,7 @@ async fn add_items(
     let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
     let open2 = Arc::clone(&open);
     let result = tokio::task::spawn_blocking(move || -> weft::Result<()> {
+        let _writes = open2.writes.lock().unwrap_or_else(|e| e.into_inner());
         let c = &open2.collection;
         for item in items {
             let r = if upsert { c.upsert(item) } else { c.add(item) };
@@ -651,6 +655,7 @@ async fn delete_item(
 ) -> ApiResult {
     let open = state.collection(&name)?;
     let found = tokio::task::spawn_blocking(move || -> weft::Result<bool> {
+        let _writes = open.writes.lock().unwrap_or_else(|e| e.into_inner());
         let found = open.collection.delete(&id)?;
         open.collection.commit()?;
         Ok(found)

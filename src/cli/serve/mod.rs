@@ -106,6 +106,19 @@ pub struct Metrics {
 pub struct Open {
     pub collection: Collection,
     pub bundle: Bundle,
+    /// Held while one request stages and commits, so that a failing request
+    /// discarding its staged items never drops another request's.
+    pub writes: Mutex<()>,
+}
+
+impl Open {
+    pub fn new(collection: Collection, bundle: Bundle) -> Self {
+        Open {
+            collection,
+            bundle,
+            writes: Mutex::new(()),
+        }
+    }
 }
 
 /// Shared state of the handlers.
@@ -156,7 +169,7 @@ impl State {
         let collection = Collection::open_writer(&path)?;
         let bundle = self.bundle(&collection.config().bundle_name)?;
         collection.check_bundle(&bundle)?;
-        let open = Arc::new(Open { collection, bundle });
+        let open = Arc::new(Open::new(collection, bundle));
         map.insert(name.to_string(), Arc::clone(&open));
         Ok(open)
     }
