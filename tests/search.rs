@@ -111,6 +111,12 @@ fn ann_plus_rerank_recovers_the_exhaustive_late_interaction_top_10() {
             )
             .unwrap();
             assert_eq!(ann.len(), 10);
+            // A per-query ef below k is raised to k: still k results.
+            let narrow = SearchOptions::default()
+                .with_scorer(scorer)
+                .with_exact_below(0)
+                .with_ef(Some(2));
+            assert_eq!(search(&snap, &q, &narrow, &mut scratch).unwrap().len(), 10);
             overlap += ann
                 .iter()
                 .filter(|h| exact.iter().any(|e| e.doc == h.doc))

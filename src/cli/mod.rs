@@ -721,7 +721,8 @@ fn search_cmd(env: &Env, args: SearchArgs) -> anyhow::Result<ExitCode> {
         .with_scorer(scorer)
         .with_filter(filter)
         .with_explain(args.explain)
-        .with_exclude(exclude);
+        .with_exclude(exclude)
+        .with_ef(args.ef);
     let hits = search(&snap, &query, &opts, &mut SearchScratch::new())?;
     let mut out = std::io::stdout().lock();
     if args.json {

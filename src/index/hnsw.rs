@@ -161,18 +161,19 @@ impl HnswIndex {
         let data: Vec<(&[f32], usize)> = rows.iter().map(|(v, d)| (*v, *d as usize)).collect();
         self.hnsw().parallel_insert_slice(&data);
     }
-}
 
-impl VectorIndex for HnswIndex {
-    fn insert(&self, doc: DocId, vector: &[f32]) {
-        self.hnsw().insert_slice((vector, doc as usize));
-    }
-
-    fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)> {
+    /// [`VectorIndex::search`] with this query's beam width `ef` (raised to `k`).
+    pub fn search_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Vec<(DocId, f32)> {
         if k == 0 || self.is_empty() {
             return Vec::new();
         }
-        let ef = self.params.ef_search.max(k);
+        let ef = ef.max(k);
         // hnsw_rs's filtered search explores far more of the graph: use it
         // only when there is something to filter.
         let found = match filter {
@@ -188,6 +189,16 @@ impl VectorIndex for HnswIndex {
             .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         out
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn insert(&self, doc: DocId, vector: &[f32]) {
+        self.hnsw().insert_slice((vector, doc as usize));
+    }
+
+    fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)> {
+        self.search_ef(query, k, self.params.ef_search, filter)
     }
 
     fn len(&self) -> usize {

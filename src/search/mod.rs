@@ -155,6 +155,8 @@ pub struct SearchOptions {
     pub explain: bool,
     /// A doc to leave out (the query item itself, for search by id).
     pub exclude: Option<DocId>,
+    /// HNSW beam width for this query; `None` = the collection's `ef_search`.
+    pub ef: Option<usize>,
 }
 
 impl Default for SearchOptions {
@@ -167,6 +169,7 @@ impl Default for SearchOptions {
             filter: None,
             explain: false,
             exclude: None,
+            ef: None,
         }
     }
 }
@@ -200,6 +203,11 @@ impl SearchOptions {
     /// Asks for explanations.
     pub fn with_explain(mut self, on: bool) -> Self {
         self.explain = on;
+        self
+    }
+    /// Sets the HNSW beam width of this query.
+    pub fn with_ef(mut self, ef: Option<usize>) -> Self {
+        self.ef = ef;
         self
     }
     /// Leaves one doc out.
@@ -409,7 +417,13 @@ pub fn search(
         exact_scan(snapshot, &q, &accept)?
     } else {
         let needs_filter = options.exclude.is_some() || options.filter.is_some();
-        let found = snapshot.ann(&q, depth, needs_filter.then_some(&accept as DocFilter<'_>));
+        let ef = options.ef.unwrap_or(snapshot.index().params().ef_search);
+        let found = snapshot.ann_ef(
+            &q,
+            depth,
+            ef,
+            needs_filter.then_some(&accept as DocFilter<'_>),
+        );
         if found.len() < options.k.min(live) && options.filter.is_some() {
             // HNSW could not reach k matching items: scan exactly (correct, slower).
             top_k(exact_scan(snapshot, &q, &accept)?, depth)

@@ -288,23 +288,37 @@ impl Snapshot {
 
     /// The `k` live docs nearest to `query` that pass `filter` (`None`: all), best first.
     pub fn ann(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)> {
+        self.ann_ef(query, k, self.index.params().ef_search, filter)
+    }
+
+    /// [`Snapshot::ann`] with this query's HNSW beam width `ef`.
+    pub fn ann_ef(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Vec<(DocId, f32)> {
         // The shared index may hold docs of later commits, and deleted ones:
         // filter only when this snapshot needs it (the unfiltered search is faster).
         let all_visible = self.deleted.is_empty() && self.index.len() as u64 <= self.next_doc;
         match (filter, all_visible) {
             (None, true) => {
-                let hits = self.index.search(query, k, None);
+                let hits = self.index.search_ef(query, k, ef, None);
                 // A writer may have inserted newer docs since the check above.
                 if hits.iter().all(|(d, _)| *d < self.next_doc) {
                     hits
                 } else {
-                    self.index.search(query, k, Some(&|d| self.is_live(d)))
+                    self.index
+                        .search_ef(query, k, ef, Some(&|d| self.is_live(d)))
                 }
             }
-            (None, false) => self.index.search(query, k, Some(&|d| self.is_live(d))),
+            (None, false) => self
+                .index
+                .search_ef(query, k, ef, Some(&|d| self.is_live(d))),
             (Some(f), _) => self
                 .index
-                .search(query, k, Some(&|d| self.is_live(d) && f(d))),
+                .search_ef(query, k, ef, Some(&|d| self.is_live(d) && f(d))),
         }
     }
 
