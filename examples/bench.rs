@@ -7,6 +7,7 @@
 //! bench encode  --bundle DIR --images DIR --threads N --repeat R
 //! bench storage --items N --dim D --tokens T
 //! bench e2e     --items N --dim D --tokens T --rerank R --queries Q --bundle DIR [--dtype i8]
+//! bench scale   --items 1000000 --dim 384 --tokens 50 --dtype i8 --dir DIR [--keep 1] [--queries 100] [--open-only 1]
 //! ```
 
 use std::collections::HashMap;
@@ -173,7 +174,7 @@ fn ann(a: &Args) -> anyhow::Result<()> {
         .enumerate()
         .map(|(i, v)| (v, i as u64))
         .collect();
-    index.insert_many(&rows);
+    index.insert_many(&rows)?;
     let build_s = t.elapsed().as_secs_f64();
     let efs: Vec<usize> = a.get("ef").map_or(vec![64], |s| {
         s.split(',').filter_map(|e| e.parse().ok()).collect()
@@ -187,7 +188,7 @@ fn ann(a: &Args) -> anyhow::Result<()> {
         let start = Instant::now();
         for (qi, q) in queries.chunks_exact(dim).enumerate() {
             let t = Instant::now();
-            let got = idx.search(q, k, None);
+            let got = idx.search(q, k, None)?;
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
             let want = &truth[qi * tk..qi * tk + k.min(tk)];
             hits += got
@@ -446,6 +447,148 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds one large collection (default 1,000,000 items, 384-d, 50 i8
+/// tokens each) in batches of 10,000 commits, then reopens it: build rate,
+/// bytes per item, peak RSS, open time, first and steady query latency, and
+/// recall@10 of the ANN search against an exact scan of the stored vectors.
+fn scale(a: &Args) -> anyhow::Result<()> {
+    let (items, dim, tokens) = (
+        get(a, "items", 1_000_000usize),
+        get(a, "dim", 384usize),
+        get(a, "tokens", 50usize),
+    );
+    let nq = get(a, "queries", 100usize);
+    let dtype: TokenDtype = a.get("dtype").map_or(Ok(TokenDtype::I8), |s| s.parse())?;
+    let dir = PathBuf::from(a.get("dir").cloned().unwrap_or_else(|| {
+        std::env::temp_dir()
+            .join(format!("weft-bench-scale-{}", std::process::id()))
+            .display()
+            .to_string()
+    }));
+    // --open-only 1: measure opening a collection an earlier run kept.
+    let open_only = a.contains_key("open-only");
+    if !open_only {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let mut rng = Rng(1_000_000);
+    let centres: Vec<Vec<f32>> = (0..1000).map(|_| rng.unit(dim, None, 1.0)).collect();
+    // Token rows come from a pool (generating 50 fresh rows per item would
+    // dominate the run); embeddings are fresh points around 1000 centres.
+    let pool: Vec<Vec<f32>> = (0..4096).map(|_| rng.unit(dim, None, 1.0)).collect();
+    let noise = 2.0 / (dim as f32).sqrt();
+    let t = Instant::now();
+    let mut last = Instant::now();
+    let c = match open_only {
+        true => None,
+        false => Some(Collection::create(
+            &dir,
+            CollectionConfig::new("bench", "bench", dim).with_token_dtype(dtype),
+        )?),
+    };
+    for i in 0..c.as_ref().map_or(0, |_| items) {
+        let c = c.as_ref().expect("building");
+        let e = rng.unit(dim, Some(&centres[i % centres.len()]), noise);
+        let toks: Vec<f32> = (0..tokens)
+            .flat_map(|j| pool[(i * 7 + j * 13) % pool.len()].iter().copied())
+            .collect();
+        c.add(NewItem::new(format!("i{i}"), Modality::Image, e).with_tokens(toks, None))?;
+        if i % 10_000 == 9_999 {
+            c.commit()?;
+            if last.elapsed().as_secs() >= 30 {
+                last = Instant::now();
+                eprintln!(
+                    "scale: {} items, {:.0} s, {:.0} items/s, {:.1} GB on disk, peak RSS {:.0} MB",
+                    i + 1,
+                    t.elapsed().as_secs_f64(),
+                    (i + 1) as f64 / t.elapsed().as_secs_f64(),
+                    dir_bytes(&dir) as f64 / 1e9,
+                    peak_rss_mb()
+                );
+            }
+        }
+    }
+    if let Some(c) = &c {
+        c.commit()?;
+        c.checkpoint()?;
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    let build_rss = peak_rss_mb();
+    drop(c);
+    let disk = dir_bytes(&dir);
+    // Open: maps segments and vector parts, reads the graph file. The first
+    // open of --open-only after dropping the page cache is a cold open.
+    let mut opens = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let c = Collection::open(&dir)?;
+        opens.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(c);
+    }
+    let t = Instant::now();
+    let c = Collection::open(&dir)?;
+    let info = c.info();
+    let snap = c.snapshot();
+    let mut qrng = Rng(7);
+    let queries: Vec<Vec<f32>> = (0..nq)
+        .map(|i| qrng.unit(dim, Some(&centres[(i * 37) % centres.len()]), noise))
+        .collect();
+    let first = snap.ann(&queries[0], 10, None)?;
+    let open_and_first_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mut lat = Vec::new();
+    let mut found = Vec::new();
+    for q in &queries {
+        let t = Instant::now();
+        found.push(snap.ann(q, 10, None)?);
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    anyhow::ensure!(
+        first.len() == 10,
+        "the first search returned {}",
+        first.len()
+    );
+    // Exact top-10 of every query in one pass over the stored embeddings.
+    let mut exact: Vec<Vec<(u64, f32)>> = vec![Vec::new(); nq];
+    for d in snap.live_docs() {
+        let v = snap.embedding(d)?;
+        for (qi, q) in queries.iter().enumerate() {
+            let s = weft::index::dot(q, v);
+            let top = &mut exact[qi];
+            if top.len() < 10 || s > top[top.len() - 1].1 {
+                top.push((d, s));
+                top.sort_by(|a, b| b.1.total_cmp(&a.1));
+                top.truncate(10);
+            }
+        }
+    }
+    let hits: usize = found
+        .iter()
+        .zip(&exact)
+        .map(|(f, e)| {
+            f.iter()
+                .filter(|(d, _)| e.iter().any(|(x, _)| x == d))
+                .count()
+        })
+        .sum();
+    println!(
+        "{}",
+        json!({"name": "scale", "impl": "weft", "items": items, "dim": dim, "tokens": tokens,
+               "dtype": format!("{dtype:?}").to_lowercase(), "open_only": open_only,
+               "build_s": build_s, "items_per_s": items as f64 / build_s,
+               "build_peak_rss_mb": build_rss, "disk_bytes": disk, "bytes_per_item": disk as f64 / items as f64,
+               "segments": info.segments, "open_ms": opens, "open_and_first_query_ms": open_and_first_ms,
+               "query_p50_ms": percentile(&lat, 0.5), "query_p99_ms": percentile(&lat, 0.99),
+               "recall_at_10": hits as f64 / (10.0 * nq as f64), "ef_search": snap.index().params().ef_search,
+               "peak_rss_mb": peak_rss_mb()})
+    );
+    drop(snap);
+    drop(c);
+    if a.get("keep").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let (cmd, a) = args();
     match cmd.as_str() {
@@ -454,6 +597,9 @@ fn main() -> anyhow::Result<()> {
         "encode" => encode(&a),
         "storage" => storage(&a),
         "e2e" => e2e(&a),
-        other => anyhow::bail!("unknown benchmark `{other}` (maxsim, ann, encode, storage, e2e)"),
+        "scale" => scale(&a),
+        other => {
+            anyhow::bail!("unknown benchmark `{other}` (maxsim, ann, encode, storage, e2e, scale)")
+        }
     }
 }

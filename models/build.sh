@@ -6,6 +6,8 @@
 #   models/build.sh --force    rebuild the bundles even if they look intact
 #   models/build.sh --tiny     also regenerate the committed tiny test bundles,
 #                              test images and goldens (tests/bundles, tests/data, tests/golden)
+#   models/build.sh --vl-only  build starter-vl (and its goldens) only: what
+#                              scripts/bench.sh needs, skipping the slow starter-mol
 #
 # Layout (all under .weft/, git-ignored):
 #   .weft/venv/                 Python venv with models/requirements.txt
@@ -25,11 +27,13 @@ cd "$ROOT"
 
 FORCE=0
 TINY=0
+VL_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
     --tiny) TINY=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --vl-only) VL_ONLY=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "models/build.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -80,6 +84,12 @@ if [[ ! -f "$GOLDEN" || "$(cat "$GOLDEN_STAMP" 2>/dev/null)" != "$bundle_hash" ]
   "$PY" models/reference.py --bundle "$OUT" --out "$GOLDEN" --images "${photos[@]}" \
     --texts "a photo of a cat" "a cup of coffee on a saucer" "a rocket on the launch pad" "naïve café résumé 東京"
   echo "$bundle_hash" > "$GOLDEN_STAMP.tmp" && mv "$GOLDEN_STAMP.tmp" "$GOLDEN_STAMP"
+fi
+
+echo "build: starter-vl ready after $(( $(date +%s) - START )) s"
+if [[ $VL_ONLY == 1 ]]; then
+  echo "build: --vl-only: starter-mol skipped; done in $(( $(date +%s) - START )) s"
+  exit 0
 fi
 
 # --- 5. starter-mol (text <-> molecule) --------------------------------------------

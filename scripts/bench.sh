@@ -84,8 +84,8 @@ step() { printf '\n== [%4ds] %s\n' "$(( $(date +%s) - START ))" "$*" | tee -a "$
 if [[ $BUILD == 1 ]]; then
   step "ONNX Runtime (scripts/setup-ort.sh)"
   scripts/setup-ort.sh 2>&1 | tee -a "$LOG"
-  step "model bundles (models/build.sh; from an empty .weft/ this is the slow part)"
-  models/build.sh 2>&1 | grep -v '^\(templates\|license\|description\) = ' | tee -a "$LOG"
+  step "model bundles (models/build.sh --vl-only; from an empty .weft/ this is the slow part)"
+  models/build.sh --vl-only 2>&1 | grep -v '^\(templates\|license\|description\) = ' | tee -a "$LOG"
   step "cargo build --release --locked --examples"
   cargo build --release --locked --examples 2>&1 | tee -a "$LOG"
 fi

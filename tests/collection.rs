@@ -123,7 +123,7 @@ fn duplicates_upserts_and_deletes() {
     c.commit().unwrap();
     let snap = c.snapshot();
     assert_eq!(snap.len(), 0);
-    assert!(snap.ann(&vector(500, DIM), 5, None).is_empty());
+    assert!(snap.ann(&vector(500, DIM), 5, None).unwrap().is_empty());
     // wrong dimension and NaN are refused with the item named
     let bad = NewItem::new("short", Modality::Text, vec![1.0; DIM - 1]);
     let err = c.add(bad).unwrap_err().to_string();
@@ -152,7 +152,7 @@ fn a_reader_keeps_its_snapshot_while_the_writer_commits() {
     c.commit().unwrap();
     assert_eq!(before.len(), 10);
     assert!(before.doc_of("item-3").unwrap().is_some());
-    let hits = before.ann(&vector(150, DIM), 5, None);
+    let hits = before.ann(&vector(150, DIM), 5, None).unwrap();
     assert!(
         hits.iter().all(|(d, _)| *d < 10),
         "old snapshot sees new items: {hits:?}"
@@ -182,7 +182,7 @@ fn delete_and_compaction_keep_search_correct_and_reclaim_space() {
     let check = |c: &Collection| {
         let snap = c.snapshot();
         for i in (0..300).step_by(7) {
-            let hits = snap.ann(&vector(i, DIM), 3, None);
+            let hits = snap.ann(&vector(i, DIM), 3, None).unwrap();
             let ids: Vec<String> = hits
                 .iter()
                 .map(|(d, _)| snap.meta(*d).unwrap().id)
@@ -293,8 +293,8 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         ".tok",
         ".meta",
         "del-",
-        "hnsw.graph",
-        "hnsw.data",
+        ".graph",
+        "hnsw-",
         "wal-",
     ] {
         assert!(
@@ -339,4 +339,78 @@ fn token_pooling_at_ingest_halves_the_tokens() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("pool_factor"), "{err}");
+}
+
+/// Writes the collection the format golden files hold: two checkpoints
+/// (two segments, two HNSW vector parts), a tombstone file, and WAL records
+/// after the last checkpoint. Single-threaded and seeded, so byte-stable.
+fn write_golden_collection(dir: &Path) {
+    let c = Collection::create(dir, config().with_token_dtype(TokenDtype::F16)).unwrap();
+    for i in 0..50 {
+        c.add(item(i)).unwrap();
+    }
+    c.commit().unwrap(); // checkpoint 1
+    c.delete("item-3").unwrap();
+    for i in 50..60 {
+        c.add(item(i)).unwrap();
+    }
+    c.commit().unwrap();
+    c.checkpoint().unwrap(); // checkpoint 2: seg 2, del file, hnsw part 2
+    c.add(item(60)).unwrap();
+    c.upsert(item(5).with_payload(serde_json::json!({"n": 5, "updated": true})))
+        .unwrap();
+    c.commit().unwrap(); // WAL only
+}
+
+const GOLDEN: &str = "tests/golden/collection-v2";
+
+fn golden_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "LOCK")
+        .collect();
+    names.sort();
+    names
+}
+
+/// The on-disk format is pinned: a collection written today must equal the
+/// committed golden files byte for byte, and the golden files must open and
+/// answer. A failure here means the format changed: bump
+/// `store::format::FORMAT_VERSION`, then re-bless with
+/// `WEFT_BLESS=1 cargo test --test collection format_matches`.
+#[test]
+fn format_matches_the_golden_files_and_they_still_open() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+    let fresh = tempdir("golden");
+    write_golden_collection(&fresh);
+    if std::env::var_os("WEFT_BLESS").is_some() {
+        let _ = std::fs::remove_dir_all(&golden);
+        std::fs::create_dir_all(&golden).unwrap();
+        for name in golden_files(&fresh) {
+            std::fs::copy(fresh.join(&name), golden.join(&name)).unwrap();
+        }
+    }
+    assert_eq!(golden_files(&fresh), golden_files(&golden), "file set");
+    for name in golden_files(&golden) {
+        let want = std::fs::read(golden.join(&name)).unwrap();
+        let got = std::fs::read(fresh.join(&name)).unwrap();
+        assert!(
+            want == got,
+            "{name} differs from {GOLDEN}/{name}: the format changed (see this test's doc)"
+        );
+    }
+    // Read the committed copy (read-only open never writes).
+    let c = Collection::open(&golden).unwrap();
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 60); // 61 added, item-3 deleted, item-5 replaced
+    assert!(snap.doc_of("item-3").unwrap().is_none());
+    let d5 = snap.doc_of("item-5").unwrap().unwrap();
+    assert!(snap.meta(d5).unwrap().payload.contains("updated"));
+    let d42 = snap.doc_of("item-42").unwrap().unwrap();
+    assert_close(snap.embedding(d42).unwrap(), &vector(42, DIM));
+    let hits = snap.ann(&vector(42, DIM), 1, None).unwrap();
+    assert_eq!(hits[0].0, d42);
+    let _ = std::fs::remove_dir_all(&fresh);
 }

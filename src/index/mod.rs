@@ -1,16 +1,19 @@
 //! Approximate nearest-neighbour indexes over global embeddings.
 //!
 //! [`VectorIndex`] is the plug-in trait; [`FlatIndex`] (exact, the reference)
-//! and [`HnswIndex`] (`hnsw_rs`, Malkov & Yashunin) implement it and run one
+//! and [`HnswIndex`] (weft's HNSW, Malkov & Yashunin) implement it and run one
 //! shared test suite. Vectors are L2-normalised, so similarity is the dot
-//! product. Filters run inside the search (`hnsw_rs`'s `search_filter`), so
-//! k filtered results come back when k exist within the search beam.
+//! product. Filters run inside the search (a rejected node is still walked
+//! through, it is only kept out of the results), so k filtered results come
+//! back when k exist within the search beam.
 
 mod hnsw;
 
 use std::sync::RwLock;
 
-pub use hnsw::{HnswIndex, HnswParams};
+pub use hnsw::{HnswFiles, HnswIndex, HnswParams};
+
+use crate::error::{Error, Result};
 
 /// A document id inside a collection (dense, assigned at insert).
 pub type DocId = u64;
@@ -20,10 +23,18 @@ pub type Filter<'a> = &'a (dyn Fn(DocId) -> bool + Sync);
 
 /// A nearest-neighbour index.
 pub trait VectorIndex: Send + Sync {
-    /// Adds a vector under `doc` (`vector` is L2-normalised).
-    fn insert(&self, doc: DocId, vector: &[f32]);
-    /// The `k` most similar docs accepted by `filter` (`None`: all), best first, with their dot product.
-    fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)>;
+    /// Adds a vector under `doc` (`vector` is L2-normalised). A vector
+    /// whose length differs from the first one's is refused.
+    fn insert(&self, doc: DocId, vector: &[f32]) -> Result<()>;
+    /// The `k` most similar docs accepted by `filter` (`None`: all), best
+    /// first, with their dot product. Fails on a query of the wrong length,
+    /// or when stored vectors turn out corrupted.
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<Vec<(DocId, f32)>>;
     /// Number of vectors inserted.
     fn len(&self) -> usize;
     /// True when empty.
@@ -45,9 +56,9 @@ impl FlatIndex {
     }
 }
 
-/// Dot product.
+/// Dot product (SIMD where the CPU has it).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    crate::sys::dot_f32(a, b)
 }
 
 /// Keeps the `k` best `(doc, score)` pairs, best first (ties by doc id).
@@ -58,21 +69,43 @@ pub fn top_k(mut scored: Vec<(DocId, f32)>, k: usize) -> Vec<(DocId, f32)> {
 }
 
 impl VectorIndex for FlatIndex {
-    fn insert(&self, doc: DocId, vector: &[f32]) {
-        self.rows
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((doc, vector.to_vec()));
+    fn insert(&self, doc: DocId, vector: &[f32]) -> Result<()> {
+        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, first)) = rows.first() {
+            if first.len() != vector.len() {
+                return Err(Error::WrongDimension {
+                    what: format!("vector of doc {doc}"),
+                    expected: first.len(),
+                    received: vector.len(),
+                });
+            }
+        }
+        rows.push((doc, vector.to_vec()));
+        Ok(())
     }
 
-    fn search(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)> {
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<Vec<(DocId, f32)>> {
         let rows = self.rows.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, first)) = rows.first() {
+            if first.len() != query.len() {
+                return Err(Error::WrongDimension {
+                    what: "query".into(),
+                    expected: first.len(),
+                    received: query.len(),
+                });
+            }
+        }
         let scored = rows
             .iter()
             .filter(|(d, _)| filter.is_none_or(|f| f(*d)))
             .map(|(d, v)| (*d, dot(query, v)))
             .collect();
-        top_k(scored, k)
+        Ok(top_k(scored, k))
     }
 
     fn len(&self) -> usize {
@@ -134,12 +167,12 @@ pub(crate) mod suite {
     /// Recall@10 against brute force, filter correctness and emptiness.
     pub fn run(index: &dyn VectorIndex, seed: u64, n: usize, dim: usize, min_recall: f64) {
         assert!(index.is_empty());
-        assert!(index.search(&vec![0.1; dim], 5, None).is_empty());
+        assert!(index.search(&vec![0.1; dim], 5, None).unwrap().is_empty());
         // Queries are held-out points of the same clusters.
         let mut data = clustered(seed, n + 50, dim, 20);
         let queries = data.split_off(n);
         for (i, v) in data.iter().enumerate() {
-            index.insert(i as DocId, v);
+            index.insert(i as DocId, v).unwrap();
         }
         assert_eq!(index.len(), n);
         let mut hits = 0usize;
@@ -151,7 +184,7 @@ pub(crate) mod suite {
                     .collect(),
                 10,
             );
-            let got = index.search(q, 10, None);
+            let got = index.search(q, 10, None).unwrap();
             assert_eq!(got.len(), 10, "seed {seed}");
             for w in got.windows(2) {
                 assert!(w[0].1 >= w[1].1 - 1e-6, "seed {seed}: not sorted");
@@ -167,7 +200,9 @@ pub(crate) mod suite {
             "seed {seed}: recall@10 {recall:.3} < {min_recall}"
         );
         // Filters run inside the search: only even docs, still 10 results.
-        let got = index.search(&queries[0], 10, Some(&|d| d % 2 == 0));
+        let got = index
+            .search(&queries[0], 10, Some(&|d| d % 2 == 0))
+            .unwrap();
         assert_eq!(
             got.len(),
             10,

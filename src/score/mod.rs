@@ -21,7 +21,7 @@
 
 mod half;
 pub mod pool;
-mod portable;
+pub(crate) mod portable;
 #[cfg(test)]
 mod tests;
 

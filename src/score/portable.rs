@@ -1,7 +1,7 @@
 //! Portable (safe, scalar/auto-vectorised) kernels.
 
 /// Dot product with 8 independent partial sums (vectorisable).
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let ca = a.chunks_exact(8);
     let cb = b.chunks_exact(8);

@@ -423,7 +423,7 @@ pub fn search(
             depth,
             ef,
             needs_filter.then_some(&accept as DocFilter<'_>),
-        );
+        )?;
         if found.len() < options.k.min(live) && options.filter.is_some() {
             // HNSW could not reach k matching items: scan exactly (correct, slower).
             top_k(exact_scan(snapshot, &q, &accept)?, depth)

@@ -15,7 +15,7 @@ use super::wal::{self, Op, WalWriter};
 use super::{ItemMeta, NewItem, StoredItem};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::index::{DocId, Filter, HnswIndex, HnswParams, VectorIndex};
+use crate::index::{DocId, Filter, HnswFiles, HnswIndex, HnswParams, VectorIndex};
 use crate::score::TokensRef;
 
 const CONFIG_FILE: &str = "collection.cfg";
@@ -39,6 +39,11 @@ pub struct CollectionConfig {
     /// Committed items kept in the WAL before a checkpoint writes a segment
     /// (at least this many, or a tenth of the collection if larger). Default 4096.
     pub checkpoint_items: usize,
+    /// ... unless they hold this many bytes first (embeddings, tokens,
+    /// payloads), so that the memory a writer holds stays bounded however
+    /// large the collection grows. Default 256 MiB.
+    #[serde(default = "default_checkpoint_bytes")]
+    pub checkpoint_bytes: u64,
     /// Token pooling at ingest (Clavié et al. 2024): each item's tokens are
     /// merged by average-linkage clustering down to `ceil(n / pool_factor)`.
     /// 1 = off (default). Pooled image tokens lose their patch positions.
@@ -48,6 +53,10 @@ pub struct CollectionConfig {
 
 fn one() -> f32 {
     1.0
+}
+
+fn default_checkpoint_bytes() -> u64 {
+    256 << 20
 }
 
 impl CollectionConfig {
@@ -65,6 +74,7 @@ impl CollectionConfig {
             token_dtype: TokenDtype::default(),
             hnsw: HnswParams::default(),
             checkpoint_items: 4096,
+            checkpoint_bytes: default_checkpoint_bytes(),
             pool_factor: 1.0,
         }
     }
@@ -92,6 +102,12 @@ impl CollectionConfig {
         self.checkpoint_items = n;
         self
     }
+
+    /// Sets the checkpoint threshold in bytes of committed, not yet checkpointed items.
+    pub fn with_checkpoint_bytes(mut self, n: u64) -> Self {
+        self.checkpoint_bytes = n;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,20 +118,13 @@ struct SegmentRef {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct HnswRef {
-    basename: String,
-    graph_crc: u32,
-    data_crc: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Manifest {
     generation: u64,
     next_doc: DocId,
     next_segment: u64,
     segments: Vec<SegmentRef>,
     deletes: Option<String>,
-    hnsw: Option<HnswRef>,
+    hnsw: Option<HnswFiles>,
     wal: String,
 }
 
@@ -131,8 +140,8 @@ impl Manifest {
         }
         f.extend(self.deletes.clone());
         if let Some(h) = &self.hnsw {
-            f.insert(format!("{}.hnsw.graph", h.basename));
-            f.insert(format!("{}.hnsw.data", h.basename));
+            f.insert(h.graph.clone());
+            f.extend(h.parts.iter().cloned());
         }
         f
     }
@@ -146,6 +155,8 @@ pub struct Snapshot {
     generation: u64,
     segments: Vec<Arc<Segment>>,
     mem: Vec<Arc<StoredItem>>,
+    /// Bytes held by `mem` (embeddings, token blocks, meta).
+    mem_bytes: u64,
     mem_first: DocId,
     mem_ids: HashMap<String, DocId>,
     next_doc: DocId,
@@ -286,8 +297,15 @@ impl Snapshot {
         &self.index
     }
 
-    /// The `k` live docs nearest to `query` that pass `filter` (`None`: all), best first.
-    pub fn ann(&self, query: &[f32], k: usize, filter: Option<Filter<'_>>) -> Vec<(DocId, f32)> {
+    /// The `k` live docs nearest to `query` that pass `filter` (`None`: all),
+    /// best first. Fails on a query of the wrong length, or when the index
+    /// finds a damaged vector chunk.
+    pub fn ann(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<Filter<'_>>,
+    ) -> Result<Vec<(DocId, f32)>> {
         self.ann_ef(query, k, self.index.params().ef_search, filter)
     }
 
@@ -298,16 +316,16 @@ impl Snapshot {
         k: usize,
         ef: usize,
         filter: Option<Filter<'_>>,
-    ) -> Vec<(DocId, f32)> {
+    ) -> Result<Vec<(DocId, f32)>> {
         // The shared index may hold docs of later commits, and deleted ones:
         // filter only when this snapshot needs it (the unfiltered search is faster).
         let all_visible = self.deleted.is_empty() && self.index.len() as u64 <= self.next_doc;
         match (filter, all_visible) {
             (None, true) => {
-                let hits = self.index.search_ef(query, k, ef, None);
+                let hits = self.index.search_ef(query, k, ef, None)?;
                 // A writer may have inserted newer docs since the check above.
                 if hits.iter().all(|(d, _)| *d < self.next_doc) {
-                    hits
+                    Ok(hits)
                 } else {
                     self.index
                         .search_ef(query, k, ef, Some(&|d| self.is_live(d)))
@@ -350,6 +368,7 @@ impl Snapshot {
 
     fn apply(&mut self, ops: &[Op], next_doc: DocId) -> Result<()> {
         let mut deleted: Option<HashSet<DocId>> = None;
+        let mut rows: Vec<(&[f32], DocId)> = Vec::new();
         for op in ops {
             match op {
                 Op::Add(doc, item) => {
@@ -360,7 +379,11 @@ impl Snapshot {
                         ));
                     }
                     self.mem_ids.insert(item.meta.id.clone(), *doc);
-                    self.index.insert(*doc, &item.embedding);
+                    rows.push((&item.embedding, *doc));
+                    self.mem_bytes += (4 * (item.embedding.len() + item.tok_block.len())
+                        + item.meta.id.len()
+                        + item.meta.source.len()
+                        + item.meta.payload.len()) as u64;
                     self.mem.push(Arc::clone(item));
                 }
                 Op::Delete(doc) => {
@@ -370,6 +393,8 @@ impl Snapshot {
                 }
             }
         }
+        // One batch, linked on every core.
+        self.index.insert_many(&rows)?;
         if let Some(d) = deleted {
             self.deleted = Arc::new(d);
         }
@@ -779,7 +804,7 @@ impl Collection {
         let mut fresh = (*snap).clone();
         fresh.apply(&ops, next)?;
         let threshold = self.config.checkpoint_items.max(fresh.len() / 10).max(1);
-        let due = fresh.mem.len() >= threshold;
+        let due = fresh.mem.len() >= threshold || fresh.mem_bytes >= self.config.checkpoint_bytes;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         if due {
             self.checkpoint_locked(&mut w)?;
@@ -832,6 +857,7 @@ impl Collection {
             fresh.segments.push(Arc::new(seg));
         }
         fresh.mem.clear();
+        fresh.mem_bytes = 0;
         fresh.mem_ids.clear();
         fresh.mem_first = snap.next_doc;
         fresh.generation = gen;
@@ -859,7 +885,7 @@ impl Collection {
             .enumerate()
             .map(|(i, it)| (&it.embedding[..], i as DocId))
             .collect();
-        index.insert_many(&rows);
+        index.insert_many(&rows)?;
         let mut manifest = w.manifest.clone();
         manifest.generation += 1;
         let gen = manifest.generation;
@@ -901,6 +927,7 @@ impl Collection {
             generation: gen,
             segments,
             mem: Vec::new(),
+            mem_bytes: 0,
             mem_first: items.len() as u64,
             mem_ids: HashMap::new(),
             next_doc: items.len() as u64,
@@ -919,11 +946,7 @@ impl Collection {
         for s in &snap.segments {
             s.verify_all()?;
         }
-        let manifest = read_manifest(&self.dir)?;
-        if let Some(h) = &manifest.hnsw {
-            check_hnsw_files(&self.dir, h)?;
-        }
-        Ok(())
+        snap.index.verify()
     }
 
     /// A summary.
@@ -976,38 +999,11 @@ fn write_deletes(dir: &Path, gen: u64, deleted: &HashSet<DocId>) -> Result<Optio
     Ok(Some(name))
 }
 
-fn dump_index(dir: &Path, gen: u64, index: &HnswIndex) -> Result<Option<HnswRef>> {
+fn dump_index(dir: &Path, gen: u64, index: &HnswIndex) -> Result<Option<HnswFiles>> {
     if index.is_empty() {
         return Ok(None);
     }
-    let basename = index.dump(dir, &format!("hnsw-{gen}"))?;
-    let crc = |ext: &str| -> Result<u32> {
-        let path = dir.join(format!("{basename}.hnsw.{ext}"));
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(format::crc32(&bytes))
-    };
-    Ok(Some(HnswRef {
-        graph_crc: crc("graph")?,
-        data_crc: crc("data")?,
-        basename,
-    }))
-}
-
-fn check_hnsw_files(dir: &Path, h: &HnswRef) -> Result<()> {
-    for (ext, want) in [("graph", h.graph_crc), ("data", h.data_crc)] {
-        let path = dir.join(format!("{}.hnsw.{ext}", h.basename));
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let got = format::crc32(&bytes);
-        if got != want {
-            return Err(corrupt(
-                &path,
-                format!("checksum mismatch (stored {want:08x}, computed {got:08x})"),
-            ));
-        }
-    }
-    Ok(())
+    index.dump(dir, &format!("hnsw-{gen}")).map(Some)
 }
 
 fn load_snapshot(
@@ -1040,10 +1036,7 @@ fn load_snapshot(
         None => HashSet::new(),
     };
     let index = match &manifest.hnsw {
-        Some(h) => {
-            check_hnsw_files(dir, h)?;
-            HnswIndex::load(dir, &h.basename, config.hnsw)?
-        }
+        Some(h) => HnswIndex::load(dir, h, config.hnsw)?,
         None => HnswIndex::new(config.hnsw, 1000)?,
     };
     let mem_first = manifest
@@ -1057,6 +1050,7 @@ fn load_snapshot(
         generation: manifest.generation,
         segments,
         mem: Vec::new(),
+        mem_bytes: 0,
         mem_first,
         mem_ids: HashMap::new(),
         next_doc: mem_first,

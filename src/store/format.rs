@@ -27,7 +27,7 @@ pub const HEADER_LEN: usize = 16;
 /// Footer length.
 pub const FOOTER_LEN: usize = 16;
 /// The collection format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// crc32 (IEEE) of `bytes`.
 pub fn crc32(bytes: &[u8]) -> u32 {

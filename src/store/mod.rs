@@ -10,7 +10,8 @@
 //! | `wal-G.log` | committed changes since checkpoint G (`wal.rs`) |
 //! | `seg-N.*` | immutable, memory-mapped segments (`segment.rs`) |
 //! | `del-G.bin` | tombstoned doc ids at checkpoint G |
-//! | `hnsw-G.hnsw.{graph,data}` | the `hnsw_rs` dump at checkpoint G |
+//! | `hnsw-G.graph` | the HNSW graph at checkpoint G (ids, levels, neighbour lists; read whole at open) |
+//! | `hnsw-G.vec` | the vectors the index gained between the previous checkpoint and G (mapped; the graph file lists every part in use with a crc32 per 64 KiB) |
 //! | `LOCK` | held (flock) by the one writer |
 //!
 //! Durability: `commit()` returns after the WAL is fsynced. A checkpoint

@@ -79,55 +79,46 @@ pub(crate) fn map_readonly(file: &std::fs::File) -> std::io::Result<memmap2::Mma
     unsafe { memmap2::Mmap::map(file) }
 }
 
-/// An HNSW index reloaded from a dump, owning the loader it borrows from.
-///
-/// `hnsw_rs` returns an `Hnsw<'b>` that borrows its `HnswIo`; both live
-/// here, and `Drop` drops the index before the loader.
-pub(crate) struct LoadedHnsw {
-    hnsw: std::mem::ManuallyDrop<hnsw_rs::hnsw::Hnsw<'static, f32, hnsw_rs::prelude::DistDot>>,
-    io: *mut hnsw_rs::hnswio::HnswIo,
-}
-
-// SAFETY: `io` is only touched in `load` and `drop`; the index itself is
-// Send + Sync (hnsw_rs guards its graph with locks).
-unsafe impl Send for LoadedHnsw {}
-// SAFETY: as above; shared access only reaches the index.
-unsafe impl Sync for LoadedHnsw {}
-
-impl LoadedHnsw {
-    /// Reloads the dump `dir/basename.hnsw.{graph,data}` into memory.
-    pub(crate) fn load(dir: &std::path::Path, basename: &str) -> Result<Self, String> {
-        let io = Box::into_raw(Box::new(hnsw_rs::hnswio::HnswIo::new(dir, basename)));
-        // SAFETY: `io` comes from `Box::into_raw` and stays valid until
-        // `Drop` (or the error path below) frees it, after the index that
-        // borrows it is gone; nothing else aliases it.
-        let io_ref: &'static mut hnsw_rs::hnswio::HnswIo = unsafe { &mut *io };
-        match io_ref.load_hnsw::<f32, hnsw_rs::prelude::DistDot>() {
-            Ok(hnsw) => Ok(LoadedHnsw {
-                hnsw: std::mem::ManuallyDrop::new(hnsw),
-                io,
-            }),
-            Err(e) => {
-                // SAFETY: no index borrows `io` on this path; freed once.
-                drop(unsafe { Box::from_raw(io) });
-                Err(e.to_string())
-            }
+/// Dot product of two f32 slices (over the shorter length): AVX2 + FMA
+/// when the CPU has them, else a portable loop the compiler vectorises.
+#[inline]
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: avx2 and fma support was detected just above.
+            return unsafe { simd::dot_avx2(a, b) };
         }
     }
-
-    /// The index.
-    pub(crate) fn get(&self) -> &hnsw_rs::hnsw::Hnsw<'static, f32, hnsw_rs::prelude::DistDot> {
-        &self.hnsw
-    }
+    crate::score::portable::dot_f32(a, b)
 }
 
-impl Drop for LoadedHnsw {
-    fn drop(&mut self) {
-        // SAFETY: the index is dropped exactly once, here, before the loader
-        // it borrows from; then the loader allocated in `load` is freed once.
-        unsafe {
-            std::mem::ManuallyDrop::drop(&mut self.hnsw);
-            drop(Box::from_raw(self.io));
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn simd_dot_matches_the_portable_one() {
+        for n in [0, 1, 7, 8, 31, 32, 33, 100, 384, 385] {
+            let a: Vec<f32> = (0..n)
+                .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
+                .collect();
+            let b: Vec<f32> = (0..n)
+                .map(|i| ((i * 104_729) % 17) as f32 / 17.0 - 0.5)
+                .collect();
+            let exact: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                .sum();
+            let fast = super::dot_f32(&a, &b);
+            let portable = crate::score::portable::dot_f32(&a, &b);
+            assert!(
+                (f64::from(fast) - exact).abs() < 1e-4,
+                "n {n}: {fast} vs {exact}"
+            );
+            assert!(
+                (f64::from(portable) - exact).abs() < 1e-4,
+                "n {n}: {portable} vs {exact}"
+            );
         }
     }
 }

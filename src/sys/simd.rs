@@ -865,3 +865,45 @@ pub(crate) fn run_x86(
         }
     }
 }
+
+// ---------------------------------------------------------------- dot product
+
+/// Dot product of two equal-length f32 slices with AVX2 + FMA: four
+/// 8-lane accumulators, then a scalar tail.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 32 <= n {
+        for (j, s) in acc.iter_mut().enumerate() {
+            // SAFETY: i + 8j + 8 <= i + 32 <= n: both 8-float loads are in bounds.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                )
+            };
+            *s = _mm256_fmadd_ps(x, y, *s);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n.
+        let (x, y) = unsafe { (_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i))) };
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let hi = _mm256_extractf128_ps::<1>(s);
+    let q = _mm_add_ps(_mm256_castps256_ps128(s), hi);
+    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let q = _mm_add_ss(q, _mm_shuffle_ps::<1>(q, q));
+    let mut total = _mm_cvtss_f32(q);
+    while i < n {
+        total += a[i] * b[i];
+        i += 1;
+    }
+    total
+}
