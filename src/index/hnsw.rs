@@ -596,7 +596,11 @@ impl HnswIndex {
     /// Links an allocated node into the graph.
     fn link(&self, g: &Graph, node: u32, visited: &mut Visited, nb: &mut Vec<u32>) {
         let level = g.levels[node as usize];
-        let q = self.vector(g, node).expect("new nodes live in the tail");
+        // New nodes live in the tail, or in a part a concurrent dump just
+        // wrote; a part that fails its check is reported by the next search.
+        let Some(q) = self.vector(g, node) else {
+            return;
+        };
         let entry = loop {
             let e = self.entry.load(Ordering::Acquire);
             if e != NO_ENTRY {
@@ -618,7 +622,7 @@ impl HnswIndex {
         }
         let mut eps = vec![ep];
         for l in (0..=level.min(top)).rev() {
-            let found = self.search_layer(
+            let mut found = self.search_layer(
                 g,
                 q,
                 &eps,
@@ -628,6 +632,8 @@ impl HnswIndex {
                 visited,
                 nb,
             );
+            // Another thread may already link to this node: no self-loops.
+            found.retain(|&(_, n)| n != node);
             let chosen = self.select(g, &found, self.params.m);
             {
                 let _guard = self.lock(node);
@@ -642,7 +648,9 @@ impl HnswIndex {
             for &(d, n) in &chosen {
                 self.add_link(g, n, node, d, l, cap, nb);
             }
-            eps = found;
+            if !found.is_empty() {
+                eps = found;
+            }
         }
         if level > top {
             let mine = (u64::from(level) << 32) | u64::from(node);
@@ -700,7 +708,10 @@ impl HnswIndex {
         if slot.is_empty() {
             return;
         }
-        let n = slot[0].load(Ordering::Acquire) as usize;
+        let n = (slot[0].load(Ordering::Acquire) as usize).min(slot.len() - 1);
+        if slot[1..=n].iter().any(|a| a.load(Ordering::Relaxed) == new) {
+            return;
+        }
         if n < cap {
             slot[n + 1].store(new, Ordering::Relaxed);
             slot[0].store(n as u32 + 1, Ordering::Release);
