@@ -250,8 +250,18 @@ pub struct ItemSpec {
     pub payload: Value,
 }
 
+/// What reading one file gave.
+#[derive(Debug)]
+pub enum FileRead {
+    /// Its items, and its bad lines as errors naming the line.
+    Items(Vec<ItemSpec>, Vec<Error>),
+    /// A file passed over on purpose (a table without a `smiles` column):
+    /// `path: skipped: reason`.
+    Skipped(String),
+}
+
 /// Reads the items of a file; bad lines are returned as errors naming the line.
-pub fn read_items(file: &SourceFile) -> Result<(Vec<ItemSpec>, Vec<Error>)> {
+pub fn read_items(file: &SourceFile) -> Result<FileRead> {
     let path = &file.path;
     let id_base = path.display().to_string();
     let line_err = |n: usize, reason: String| Error::InvalidInput {
@@ -314,7 +324,7 @@ pub fn read_items(file: &SourceFile) -> Result<(Vec<ItemSpec>, Vec<Error>)> {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             let mut lines = text.lines().enumerate();
             let Some((_, header)) = lines.next() else {
-                return Ok((items, errors));
+                return Ok(FileRead::Items(items, errors));
             };
             let cols = split_row(header, sep);
             let find = |name: &str| {
@@ -322,13 +332,11 @@ pub fn read_items(file: &SourceFile) -> Result<(Vec<ItemSpec>, Vec<Error>)> {
                     .position(|c| c.trim().eq_ignore_ascii_case(name))
             };
             let Some(smiles_col) = find("smiles") else {
-                return Err(Error::InvalidInput {
-                    item: path.display().to_string(),
-                    reason: format!(
-                        "skipped: no `smiles` column in the header `{}`",
-                        header.chars().take(80).collect::<String>()
-                    ),
-                });
+                return Ok(FileRead::Skipped(format!(
+                    "{}: skipped: no `smiles` column in the header `{}`",
+                    path.display(),
+                    header.chars().take(80).collect::<String>()
+                )));
             };
             let id_col = find("id");
             for (n, line) in lines {
@@ -358,7 +366,7 @@ pub fn read_items(file: &SourceFile) -> Result<(Vec<ItemSpec>, Vec<Error>)> {
             }
         }
     }
-    Ok((items, errors))
+    Ok(FileRead::Items(items, errors))
 }
 
 /// Splits a CSV/TSV row, honouring double quotes.
@@ -504,12 +512,12 @@ pub fn sync(
     let mut group_items = 0;
     for file in todo {
         match read_items(file) {
-            Ok((items, errors)) => {
+            Ok(FileRead::Items(items, errors)) => {
                 report.errors.extend(errors.iter().map(|e| e.to_string()));
                 group_items += items.len();
                 group.push((file, items));
             }
-            Err(e) if e.to_string().contains(": skipped: ") => report.skipped.push(e.to_string()),
+            Ok(FileRead::Skipped(why)) => report.skipped.push(why),
             Err(e) => report.errors.push(e.to_string()),
         }
         if group_items >= batch.max(1) {
@@ -591,6 +599,41 @@ mod tests {
         assert!(glob_match("img_??.png", "img_01.png"));
         assert!(glob_match("*", ""));
         assert!(!glob_match("a*b", "acd"));
+    }
+
+    #[test]
+    fn a_table_without_a_smiles_column_is_skipped_and_one_with_it_is_read() {
+        let dir = std::env::temp_dir().join(format!("weft-ingest-skip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |name: &str, body: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            read_items(&SourceFile {
+                kind: SourceKind::of(&path).unwrap(),
+                path,
+                size: body.len() as u64,
+                mtime_ns: 0,
+            })
+            .unwrap()
+        };
+        match read("prices.csv", "item,price\nsoap,3\n") {
+            FileRead::Skipped(why) => {
+                assert!(
+                    why.contains("prices.csv: skipped: no `smiles` column"),
+                    "{why}"
+                )
+            }
+            other => panic!("not skipped: {other:?}"),
+        }
+        match read("mols.tsv", "id\tsmiles\nethanol\tCCO\n") {
+            FileRead::Items(items, errors) => {
+                assert!(errors.is_empty(), "{errors:?}");
+                assert_eq!(items.len(), 1);
+                assert_eq!(items[0].id, "ethanol");
+            }
+            other => panic!("not read: {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
