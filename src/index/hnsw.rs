@@ -621,7 +621,13 @@ impl HnswIndex {
         for l in (level.saturating_add(1)..=top).rev() {
             ep = self.greedy(g, q, ep, l, nb);
         }
+        // Choose the neighbours on every layer first (top down, each layer's
+        // beam seeding the next), then publish bottom up: once a search can
+        // reach this node on a layer, its lists on the layers below are
+        // already in place (publishing top down let a concurrent search
+        // descend into a node with an empty layer-0 list and return 1 hit).
         let mut eps = vec![ep];
+        let mut plan: Vec<(u8, Vec<(f32, u32)>)> = Vec::with_capacity(level as usize + 1);
         for l in (0..=level.min(top)).rev() {
             let mut found = self.search_layer(
                 g,
@@ -635,7 +641,13 @@ impl HnswIndex {
             );
             // Another thread may already link to this node: no self-loops.
             found.retain(|&(_, n)| n != node);
-            let chosen = self.select(g, &found, self.params.m);
+            plan.push((l, self.select(g, &found, self.params.m)));
+            if !found.is_empty() {
+                eps = found;
+            }
+        }
+        for (l, chosen) in plan.iter().rev() {
+            let l = *l;
             {
                 let _guard = self.lock(node);
                 let slot = self.slot(g, node, l);
@@ -646,11 +658,8 @@ impl HnswIndex {
                 slot[0].store(chosen.len() as u32, Ordering::Release);
             }
             let cap = if l == 0 { self.m0() } else { self.params.m };
-            for &(d, n) in &chosen {
+            for &(d, n) in chosen {
                 self.add_link(g, n, node, d, l, cap, nb);
-            }
-            if !found.is_empty() {
-                eps = found;
             }
         }
         if level > top {
@@ -1147,6 +1156,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("g.graph"), "{err}");
+    }
+
+    /// Searches need no lock against inserts: they run while batches are
+    /// linked, never fail, and the finished index has full recall.
+    #[test]
+    fn searches_run_while_inserts_link() {
+        let data = suite::clustered(9, 6000, 24, 30);
+        let index = HnswIndex::new(HnswParams::default(), 6000).unwrap();
+        insert_all(&index, &data[..500]);
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let searched = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut n = 0usize;
+                while !done.load(Ordering::Relaxed) {
+                    let q = &data[n % 500];
+                    let hits = index.search(q, 5, None).unwrap();
+                    assert_eq!(hits.len(), 5);
+                    assert!(hits.windows(2).all(|w| w[0].1 >= w[1].1));
+                    n += 1;
+                }
+                n
+            });
+            for (b, batch) in data[500..].chunks(500).enumerate() {
+                let offset = 500 * (b + 1);
+                let rows: Vec<(&[f32], DocId)> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| (&v[..], (offset + i) as DocId))
+                    .collect();
+                index.insert_many(&rows).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+            reader.join().unwrap()
+        });
+        assert!(searched > 0);
+        assert_eq!(index.len(), 6000);
+        let r = recall(&index, &data, &data[..100]);
+        assert!(
+            r >= 0.95,
+            "recall after concurrent inserts and searches {r}"
+        );
     }
 
     #[test]
