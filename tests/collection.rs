@@ -414,3 +414,31 @@ fn format_matches_the_golden_files_and_they_still_open() {
     assert_eq!(hits[0].0, d42);
     let _ = std::fs::remove_dir_all(&fresh);
 }
+
+/// A writer's uncheckpointed items are bounded in bytes, not only in count:
+/// with the item threshold out of reach, crossing `checkpoint_bytes` checkpoints.
+#[test]
+fn a_checkpoint_runs_once_uncheckpointed_items_reach_checkpoint_bytes() {
+    let dir = tempdir("ckpt-bytes");
+    // One item here: 16-d embedding + 3 f16 token rows + id/source/payload,
+    // about 200 bytes; 10 items stay below 4000 bytes, 30 cross it.
+    let c = Collection::create(
+        &dir,
+        config()
+            .with_checkpoint_items(1_000_000)
+            .with_checkpoint_bytes(4000),
+    )
+    .unwrap();
+    for i in 0..10 {
+        c.add(item(i)).unwrap();
+    }
+    assert!(!c.commit().unwrap().checkpointed);
+    assert_eq!(c.info().segments, 0);
+    for i in 10..30 {
+        c.add(item(i)).unwrap();
+    }
+    assert!(c.commit().unwrap().checkpointed);
+    assert_eq!(c.info().segments, 1);
+    assert_eq!(c.info().wal_items, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
