@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # weft's benchmarks against the Python baselines, in one command, from a fresh clone.
 #
-#   scripts/bench.sh                 full run: encode / maxsim / storage R=3 times, ANN and e2e once
+#   scripts/bench.sh                 full run: encode / maxsim R=3 times; ANN, e2e, storage once
 #                                    (a 100k x 384 HNSW build takes 1.5-2.5 min per library on 2 cores)
 #   scripts/bench.sh --quick         R=1, 20k-vector datasets, fewer images, a 2 min text budget
-#   scripts/bench.sh --repeat 5      R=5 for encode / maxsim / storage
+#   scripts/bench.sh --repeat 5      R=5 for encode / maxsim
+#   scripts/bench.sh --storage-repeat 3  R for the storage table (default 1: sizes are deterministic)
 #   scripts/bench.sh --ann-repeat 3  R for the ANN comparison (default 1)
 #   scripts/bench.sh --e2e-repeat 3  R for the e2e figure (default 1)
 #   scripts/bench.sh --real-budget-s 240   time budget for embedding the real dataset (default 480)
@@ -29,6 +30,7 @@ cd "$root"
 REPEAT=3
 ANN_REPEAT=1
 E2E_REPEAT=1
+STORAGE_REPEAT=1
 REAL_BUDGET=""
 QUICK=0
 THREADS=2
@@ -42,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --repeat) REPEAT="$2"; shift ;;
     --ann-repeat) ANN_REPEAT="$2"; shift ;;
     --e2e-repeat) E2E_REPEAT="$2"; shift ;;
+    --storage-repeat) STORAGE_REPEAT="$2"; shift ;;
     --real-budget-s) REAL_BUDGET="$2"; shift ;;
     --threads) THREADS="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
@@ -52,8 +55,8 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-for v in "$REPEAT" "$ANN_REPEAT" "$E2E_REPEAT"; do
-  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat / --ann-repeat / --e2e-repeat need a positive integer" >&2; exit 2; }
+for v in "$REPEAT" "$ANN_REPEAT" "$E2E_REPEAT" "$STORAGE_REPEAT"; do
+  [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat / --ann-repeat / --e2e-repeat / --storage-repeat need a positive integer" >&2; exit 2; }
 done
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "--threads needs a positive integer" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
@@ -169,9 +172,9 @@ PYEOF
 }
 
 # machine + run description (report.py reads it)
-"$PY" - "$RUN_ID" "$ARGS" "$REPEAT" "$QUICK" "$THREADS" "$ANN_REPEAT" "$E2E_REPEAT" >> "$RESULTS" <<'PYEOF'
+"$PY" - "$RUN_ID" "$ARGS" "$REPEAT" "$QUICK" "$THREADS" "$ANN_REPEAT" "$E2E_REPEAT" "$STORAGE_REPEAT" >> "$RESULTS" <<'PYEOF'
 import json, os, platform, subprocess, sys, time
-run, args, rep, quick, threads, ann_rep, e2e_rep = sys.argv[1:]
+run, args, rep, quick, threads, ann_rep, e2e_rep, storage_rep = sys.argv[1:]
 def sh(c):
     try:
         return subprocess.run(c, shell=True, capture_output=True, text=True, timeout=10).stdout.strip()
@@ -194,7 +197,7 @@ print(json.dumps({"name": "machine", "impl": "-", "run_id": run, "rep": 0,
     "simd": [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_fp16", "neon") if f in flags],
     "git": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain --untracked-files=no") else ""),
     "rustc": sh("rustc --version"), "python": platform.python_version(),
-    "command": "scripts/bench.sh " + args, "repeat": int(rep), "ann_repeat": int(ann_rep), "e2e_repeat": int(e2e_rep), "quick": quick == "1", "threads": int(threads),
+    "command": "scripts/bench.sh " + args, "repeat": int(rep), "ann_repeat": int(ann_rep), "e2e_repeat": int(e2e_rep), "storage_repeat": int(storage_rep), "quick": quick == "1", "threads": int(threads),
     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
 PYEOF
 
@@ -214,6 +217,7 @@ weft() {
 MAX_REP=$REPEAT
 (( ANN_REPEAT > MAX_REP )) && MAX_REP=$ANN_REPEAT
 (( E2E_REPEAT > MAX_REP )) && MAX_REP=$E2E_REPEAT
+(( STORAGE_REPEAT > MAX_REP )) && MAX_REP=$STORAGE_REPEAT
 for ((rep = 1; rep <= MAX_REP; rep++)); do
   flip=$(( rep % 2 ))   # odd repetitions: weft first; even: baseline first
 
@@ -244,13 +248,18 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
     done
   fi
 
-  # weft-only figures (no baseline to alternate with)
+  # e2e also gives section 5 its baseline: peak RSS while ingesting, bytes per item, open time
   if want e2e && (( rep <= E2E_REPEAT )); then
     step "e2e (rep $rep/$E2E_REPEAT)"
-    weft e2e "$rep" e2e --items "$E2E_ITEMS" --dim 384 --tokens 49 --rerank 100 --queries "$E2E_QUERIES" --bundle "$BUNDLE"
+    E=(--items "$E2E_ITEMS" --dim 384 --tokens 49 --rerank 100 --queries "$E2E_QUERIES" --bundle "$BUNDLE")
+    w() { weft e2e "$rep" e2e "${E[@]}"; }
+    p() { record e2e python "$rep" "$PY" bench/e2e_python.py "${E[@]}" --threads "$THREADS"; }
+    if [[ $flip == 1 ]]; then w; p; else p; w; fi
   fi
-  if want storage && (( rep <= REPEAT )); then
-    step "storage (rep $rep/$REPEAT)"
+  # weft only (bytes per item are deterministic; the baseline's layout is computed by report.py
+  # from the e2e baseline's file sizes)
+  if want storage && (( rep <= STORAGE_REPEAT )); then
+    step "storage (rep $rep/$STORAGE_REPEAT)"
     weft storage "$rep" storage --items "$STORAGE_ITEMS" --dim 384 --tokens 50
   fi
 done
