@@ -224,6 +224,57 @@ fn delete_and_compaction_keep_search_correct_and_reclaim_space() {
 }
 
 #[test]
+fn compaction_streams_several_index_batches_and_keeps_every_item_byte_for_byte() {
+    // more live items than one compaction batch (8,192), spread over segments
+    let dir = tempdir("compact-stream");
+    let c = Collection::create(&dir, config().with_checkpoint_items(3000)).unwrap();
+    let n = 9000u64;
+    for i in 0..n {
+        c.add(item(i)).unwrap();
+        if i % 1000 == 999 {
+            c.commit().unwrap();
+        }
+    }
+    for i in (0..n).step_by(5) {
+        c.delete(&format!("item-{i}")).unwrap();
+    }
+    c.commit().unwrap();
+    let snap = c.snapshot();
+    let dump = |snap: &weft::store::Snapshot| -> Vec<_> {
+        snap.live_docs()
+            .map(|d| {
+                let t = snap.tokens(d).unwrap().to_f32();
+                (
+                    snap.meta(d).unwrap(),
+                    snap.embedding(d).unwrap().to_vec(),
+                    t,
+                )
+            })
+            .collect()
+    };
+    let before = dump(&snap);
+    drop(snap);
+    assert_eq!(before.len(), 7200);
+    c.compact().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(c.info().segments, 1);
+    let after = dump(&snap);
+    assert!(before == after, "items changed in compaction");
+    for i in [1u64, 2, 4999, 8999] {
+        let hits = snap.ann(&vector(i, DIM), 1, None).unwrap();
+        assert_eq!(snap.meta(hits[0].0).unwrap().id, format!("item-{i}"));
+    }
+    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
+    drop(snap);
+    drop(c);
+    Collection::open(&dir).unwrap().verify().unwrap();
+}
+
+#[test]
 fn a_second_writer_is_refused() {
     let dir = tempdir("lock");
     let c = Collection::create(&dir, config()).unwrap();

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 
 use super::format::{self, corrupt};
-use super::segment::{self, Segment};
+use super::segment::{self, Segment, SegmentWriter};
 use super::tokens::TokenDtype;
 use super::wal::{self, Op, WalWriter};
 use super::{ItemMeta, NewItem, StoredItem};
@@ -875,41 +875,47 @@ impl Collection {
         let mut w = self.writer()?;
         let snap = self.snapshot();
         let live: Vec<DocId> = snap.live_docs().collect();
-        let items: Vec<StoredItem> = live
-            .iter()
-            .map(|d| snap.stored(*d))
-            .collect::<Result<_>>()?;
-        let index = HnswIndex::new(self.config.hnsw, items.len())?;
-        let rows: Vec<(&[f32], DocId)> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (&it.embedding[..], i as DocId))
-            .collect();
-        index.insert_many(&rows)?;
+        let index = HnswIndex::new(self.config.hnsw, live.len())?;
         let mut manifest = w.manifest.clone();
         manifest.generation += 1;
         let gen = manifest.generation;
         manifest.segments.clear();
         let mut segments = Vec::new();
-        if !items.is_empty() {
+        if !live.is_empty() {
+            // Streamed: one item in memory at a time, plus the embeddings of
+            // one index batch (the index itself holds every vector until it
+            // is dumped).
+            const BATCH: usize = 8192;
             let name = format!("seg-{:06}", manifest.next_segment);
             manifest.next_segment += 1;
-            segment::write(
-                &self.dir,
-                &name,
-                &items.iter().collect::<Vec<_>>(),
-                self.config.dim,
-            )?;
+            let mut out = SegmentWriter::create(&self.dir, &name, self.config.dim)?;
+            let mut batch: Vec<(Vec<f32>, DocId)> = Vec::with_capacity(BATCH);
+            let insert = |batch: &mut Vec<(Vec<f32>, DocId)>| -> Result<()> {
+                let rows: Vec<(&[f32], DocId)> = batch.iter().map(|(e, d)| (&e[..], *d)).collect();
+                index.insert_many(&rows)?;
+                batch.clear();
+                Ok(())
+            };
+            for (new_doc, doc) in live.iter().enumerate() {
+                let item = snap.stored(*doc)?;
+                out.push(&item)?;
+                batch.push((item.embedding, new_doc as DocId));
+                if batch.len() == BATCH {
+                    insert(&mut batch)?;
+                }
+            }
+            insert(&mut batch)?;
+            let len = out.finish()?;
             manifest.segments.push(SegmentRef {
                 name: name.clone(),
                 first_doc: 0,
-                len: items.len(),
+                len,
             });
             segments.push(Arc::new(Segment::open(
                 &self.dir,
                 &name,
                 0,
-                items.len(),
+                len,
                 self.config.dim,
                 self.config.token_dtype,
             )?));
@@ -917,7 +923,7 @@ impl Collection {
         let index = Arc::new(index);
         manifest.deletes = None;
         manifest.hnsw = dump_index(&self.dir, gen, &index)?;
-        manifest.next_doc = items.len() as u64;
+        manifest.next_doc = live.len() as u64;
         manifest.wal = format!("wal-{gen}.log");
         wal::create(&self.dir.join(&manifest.wal))?;
         write_manifest(&self.dir, &manifest)?;
@@ -928,9 +934,9 @@ impl Collection {
             segments,
             mem: Vec::new(),
             mem_bytes: 0,
-            mem_first: items.len() as u64,
+            mem_first: live.len() as u64,
             mem_ids: HashMap::new(),
-            next_doc: items.len() as u64,
+            next_doc: live.len() as u64,
             deleted: Arc::new(HashSet::new()),
             index,
         };
@@ -1006,11 +1012,46 @@ fn dump_index(dir: &Path, gen: u64, index: &HnswIndex) -> Result<Option<HnswFile
     index.dump(dir, &format!("hnsw-{gen}")).map(Some)
 }
 
+/// Starts the reads of an open all at once: the files verified whole (segment
+/// `.idx`/`.ids`, the delete list, the HNSW graph) and the header and footer
+/// pages of the others (segment vectors, tokens, meta; HNSW vector parts).
+fn prefetch(dir: &Path, manifest: &Manifest) {
+    use format::Prefetch;
+    let mut files: Vec<(String, Prefetch)> = Vec::new();
+    for s in &manifest.segments {
+        for name in segment::file_names(&s.name) {
+            let whole = name.ends_with(".idx") || name.ends_with(".ids");
+            files.push((
+                name,
+                if whole {
+                    Prefetch::Whole
+                } else {
+                    Prefetch::Ends
+                },
+            ));
+        }
+    }
+    files.extend(
+        manifest
+            .deletes
+            .iter()
+            .map(|d| (d.clone(), Prefetch::Whole)),
+    );
+    if let Some(h) = &manifest.hnsw {
+        files.push((h.graph.clone(), Prefetch::Whole));
+        files.extend(h.parts.iter().map(|p| (p.clone(), Prefetch::Ends)));
+    }
+    for (name, what) in files {
+        format::prefetch(&dir.join(name), what);
+    }
+}
+
 fn load_snapshot(
     dir: &Path,
     config: &Arc<CollectionConfig>,
     manifest: &Manifest,
 ) -> Result<Snapshot> {
+    prefetch(dir, manifest);
     let mut segments = Vec::with_capacity(manifest.segments.len());
     for s in &manifest.segments {
         segments.push(Arc::new(Segment::open(

@@ -122,6 +122,45 @@ pub fn open_framed<'a>(
     Ok(body)
 }
 
+/// What of a file an open is about to read, for [`prefetch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The whole file (verified whole at open).
+    Whole,
+    /// Its header and footer pages only (the body is read lazily).
+    Ends,
+}
+
+/// Asks the kernel to start reading `what` of `path` and returns without
+/// waiting (`MADV_WILLNEED` on a read-only mapping starts readahead). Issued
+/// for every file before an open verifies any of them, the open's hundreds of
+/// small reads overlap on the device instead of queueing one after another
+/// (cold open of 1,000,000 items: see ARCHITECTURE/BENCHMARKS). Best effort:
+/// errors are ignored, the open that follows reports them.
+pub fn prefetch(path: &Path, what: Prefetch) {
+    #[cfg(unix)]
+    {
+        use memmap2::Advice;
+        const PAGE: usize = 4096;
+        let Ok(file) = File::open(path) else { return };
+        let Ok(map) = crate::sys::map_readonly(&file) else {
+            return;
+        };
+        let len = map.len();
+        let _ = match what {
+            Prefetch::Whole => map.advise(Advice::WillNeed),
+            Prefetch::Ends => map
+                .advise_range(Advice::WillNeed, 0, len.min(PAGE))
+                .and_then(|()| {
+                    let tail = len.saturating_sub(PAGE);
+                    map.advise_range(Advice::WillNeed, tail, len - tail)
+                }),
+        };
+    }
+    #[cfg(not(unix))]
+    let _ = (path, what);
+}
+
 /// Reads a small framed file whole and verifies it.
 pub fn read_framed(path: &Path, kind: &[u8; 4]) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -158,6 +197,75 @@ pub fn write_atomic(
         let _ = std::fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// A framed file written as a stream: header now, body in pieces, footer
+/// (length and crc32 of everything written) at [`FramedWriter::finish`],
+/// which fsyncs `path.tmp` and renames it over `path`. The caller fsyncs the
+/// folder once all its files are in place. Dropped unfinished, it removes
+/// its temp file.
+pub struct FramedWriter {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    out: Option<std::io::BufWriter<File>>,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl FramedWriter {
+    /// Creates `path.tmp` and writes the header of a `kind` file.
+    pub fn create(path: &Path, kind: &[u8; 4]) -> Result<Self> {
+        let tmp = tmp_path(path);
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut w = FramedWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+        };
+        w.raw(&header(kind))?;
+        Ok(w)
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> Result<()> {
+        let out = self.out.as_mut().expect("written after finish");
+        out.write_all(bytes).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Appends `bytes` to the body.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.raw(bytes)?;
+        self.crc.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Body bytes written so far.
+    pub fn body_len(&self) -> u64 {
+        self.len
+    }
+
+    /// Writes the footer, fsyncs and renames the file into place.
+    pub fn finish(mut self) -> Result<()> {
+        let foot = footer(self.len, self.crc.clone().finalize());
+        self.raw(&foot)?;
+        let out = self.out.take().expect("finished once");
+        let path = self.path.clone();
+        let file = out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+    }
+}
+
+impl Drop for FramedWriter {
+    fn drop(&mut self) {
+        if self.out.is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// The temporary name used while `path` is written.
@@ -278,6 +386,40 @@ impl<'a> Dec<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_file_equals_one_shot_file_and_an_unfinished_one_leaves_nothing() {
+        let dir = std::env::temp_dir().join(format!("weft-format-stream-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.bin"), dir.join("b.bin"));
+        write_framed(&a, b"TEST", b"hello streamed body").unwrap();
+        let mut w = FramedWriter::create(&b, b"TEST").unwrap();
+        for piece in [&b"hello "[..], b"", b"streamed", b" body"] {
+            w.write(piece).unwrap();
+        }
+        assert_eq!(w.body_len(), 19);
+        assert!(!b.exists(), "visible before finish");
+        w.finish().unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        assert!(!tmp_path(&b).exists());
+
+        let c = dir.join("c.bin");
+        let mut w = FramedWriter::create(&c, b"TEST").unwrap();
+        w.write(b"half").unwrap();
+        assert!(tmp_path(&c).exists());
+        drop(w);
+        assert!(!tmp_path(&c).exists() && !c.exists());
+
+        // prefetch is a hint: missing, empty, tiny and framed files are fine
+        std::fs::write(dir.join("empty"), b"").unwrap();
+        for name in ["missing", "empty", "a.bin"] {
+            for what in [Prefetch::Whole, Prefetch::Ends] {
+                prefetch(&dir.join(name), what);
+            }
+        }
+        assert_eq!(read_framed(&a, b"TEST").unwrap(), b"hello streamed body");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn framed_round_trip_and_every_flipped_byte_is_caught() {

@@ -120,18 +120,70 @@ pub fn file_names(name: &str) -> Vec<String> {
 
 /// Writes the items (doc ids `first_doc..`) as segment `name` in `dir`.
 pub fn write(dir: &Path, name: &str, items: &[&StoredItem], dim: usize) -> Result<()> {
-    let mut idx: Vec<IdxEntry> = Vec::with_capacity(items.len());
-    let mut vec_body: Vec<u8> = Vec::with_capacity(items.len() * dim * 4);
-    let mut tok_body: Vec<u8> = Vec::new();
-    let mut meta_body: Vec<u8> = Vec::new();
+    let mut w = SegmentWriter::create(dir, name, dim)?;
     for item in items {
+        w.push(item)?;
+    }
+    w.finish().map(drop)
+}
+
+/// Writes a segment item by item: the vector, token and meta bodies stream
+/// to their files, only the per-item index (72 bytes an item) stays in
+/// memory. Nothing is visible until a manifest names the segment; an
+/// unfinished writer leaves at most temp files, which `cleanup` removes.
+pub struct SegmentWriter {
+    dir: PathBuf,
+    name: String,
+    dim: usize,
+    idx: Vec<IdxEntry>,
+    vec: format::FramedWriter,
+    tok: format::FramedWriter,
+    meta: format::FramedWriter,
+}
+
+impl SegmentWriter {
+    /// Starts segment `name` of `dir` for `dim`-d embeddings.
+    pub fn create(dir: &Path, name: &str, dim: usize) -> Result<Self> {
+        let body = |ext: &str, kind: &[u8; 4]| {
+            format::FramedWriter::create(&dir.join(format!("{name}.{ext}")), kind)
+        };
+        Ok(SegmentWriter {
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            dim,
+            idx: Vec::new(),
+            vec: body("vec", b"SVEC")?,
+            tok: body("tok", b"STOK")?,
+            meta: body("meta", b"SMET")?,
+        })
+    }
+
+    /// Items pushed so far.
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+
+    /// Whether nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+
+    /// Appends one item (the next doc id of the segment).
+    pub fn push(&mut self, item: &StoredItem) -> Result<()> {
+        if item.embedding.len() != self.dim {
+            return Err(Error::WrongDimension {
+                what: format!("item `{}` written to segment {}", item.meta.id, self.name),
+                expected: self.dim,
+                received: item.embedding.len(),
+            });
+        }
         let vec_bytes: &[u8] = bytemuck::cast_slice(&item.embedding);
         let tok_bytes: &[u8] = bytemuck::cast_slice(&item.tok_block);
         let meta = encode_meta(&item.meta.id, &item.meta.source, &item.meta.payload);
         let [gr, gc] = item.meta.grid.unwrap_or([0, 0]);
-        idx.push(IdxEntry {
-            tok_offset: tok_body.len() as u64,
-            meta_offset: meta_body.len() as u64,
+        self.idx.push(IdxEntry {
+            tok_offset: self.tok.body_len(),
+            meta_offset: self.meta.body_len(),
             id_hash: id_hash(&item.meta.id),
             tok_len: tok_bytes.len() as u32,
             n_tokens: item.meta.n_tokens as u32,
@@ -144,27 +196,45 @@ pub fn write(dir: &Path, name: &str, items: &[&StoredItem], dim: usize) -> Resul
             modality: modality_code(item.meta.modality),
             pad: [0; 3],
         });
-        vec_body.extend_from_slice(vec_bytes);
-        tok_body.extend_from_slice(tok_bytes);
-        meta_body.extend_from_slice(&meta);
+        self.vec.write(vec_bytes)?;
+        self.tok.write(tok_bytes)?;
+        self.meta.write(&meta)
     }
-    let mut ids: Vec<[u64; 2]> = idx
-        .iter()
-        .enumerate()
-        .map(|(i, e)| [e.id_hash, i as u64])
-        .collect();
-    ids.sort_unstable();
-    let bodies: [(&str, &[u8; 4], &[u8]); 5] = [
-        ("idx", b"SIDX", bytemuck::cast_slice(&idx)),
-        ("ids", b"SIDS", bytemuck::cast_slice(&ids)),
-        ("vec", b"SVEC", &vec_body),
-        ("tok", b"STOK", &tok_body),
-        ("meta", b"SMET", &meta_body),
-    ];
-    for (ext, kind, body) in bodies {
-        format::write_framed(&dir.join(format!("{name}.{ext}")), kind, body)?;
+
+    /// Finishes the three streamed files, writes the index and id files and
+    /// fsyncs the folder; returns the number of items.
+    pub fn finish(self) -> Result<usize> {
+        let SegmentWriter {
+            dir,
+            name,
+            idx,
+            vec,
+            tok,
+            meta,
+            ..
+        } = self;
+        vec.finish()?;
+        tok.finish()?;
+        meta.finish()?;
+        let mut ids: Vec<[u64; 2]> = idx
+            .iter()
+            .enumerate()
+            .map(|(i, e)| [e.id_hash, i as u64])
+            .collect();
+        ids.sort_unstable();
+        format::write_framed(
+            &dir.join(format!("{name}.idx")),
+            b"SIDX",
+            bytemuck::cast_slice(&idx),
+        )?;
+        format::write_framed(
+            &dir.join(format!("{name}.ids")),
+            b"SIDS",
+            bytemuck::cast_slice(&ids),
+        )?;
+        format::sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(idx.len())
     }
-    Ok(())
 }
 
 /// An open, mapped segment.
