@@ -8,7 +8,7 @@
 #   scripts/bench.sh --storage-repeat 3  R for the storage table (default 1: sizes are deterministic)
 #   scripts/bench.sh --ann-repeat 3  R for the ANN comparison (default 1)
 #   scripts/bench.sh --e2e-repeat 3  R for the e2e figure (default 1)
-#   scripts/bench.sh --real-budget-s 240   time budget for embedding the real dataset (default 480)
+#   scripts/bench.sh --real-budget-s 240   time budget for embedding the real dataset (default 360)
 #   scripts/bench.sh --threads 4     intra-op threads for encoding / index builds, both sides (default 2)
 #   scripts/bench.sh --only encode,ann,maxsim,e2e,storage   run a subset (default: all)
 #   scripts/bench.sh --no-build      skip setup-ort / models/build.sh / cargo (use what is there)
@@ -76,7 +76,7 @@ if [[ $QUICK == 1 ]]; then
   N=20000; REAL_BUDGET=${REAL_BUDGET:-120}; IMAGES=56; E2E_ITEMS=20000; E2E_QUERIES=50
   STORAGE_ITEMS=5000; MAXSIM_RUNS=10; EFS=16,64,256
 else
-  N=100000; REAL_BUDGET=${REAL_BUDGET:-480}; IMAGES=200; E2E_ITEMS=100000; E2E_QUERIES=200
+  N=100000; REAL_BUDGET=${REAL_BUDGET:-360}; IMAGES=200; E2E_ITEMS=100000; E2E_QUERIES=200
   STORAGE_ITEMS=20000; MAXSIM_RUNS=25; EFS=16,32,64,128,256
 fi
 K=$(( N / 1000 ))k

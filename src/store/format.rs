@@ -135,8 +135,9 @@ pub enum Prefetch {
 /// waiting (`MADV_WILLNEED` on a read-only mapping starts readahead). Issued
 /// for every file before an open verifies any of them, the open's hundreds of
 /// small reads overlap on the device instead of queueing one after another
-/// (cold open of 1,000,000 items: see ARCHITECTURE/BENCHMARKS). Best effort:
-/// errors are ignored, the open that follows reports them.
+/// (a cold open of 1,000,000 items in 55 segments went from ~2 s to ~0.5 s;
+/// BENCHMARKS.md). Best effort: errors are ignored, the open that follows
+/// reports them.
 pub fn prefetch(path: &Path, what: Prefetch) {
     #[cfg(unix)]
     {
