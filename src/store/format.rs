@@ -252,12 +252,15 @@ impl FramedWriter {
         let foot = footer(self.len, self.crc.clone().finalize());
         self.raw(&foot)?;
         let out = self.out.take().expect("finished once");
-        let path = self.path.clone();
-        let file = out
+        let done = out
             .into_inner()
-            .map_err(|e| Error::io(&path, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&path, e))?;
-        std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        done.map_err(|e| {
+            let _ = std::fs::remove_file(&self.tmp);
+            Error::io(&self.path, e)
+        })
     }
 }
 
