@@ -46,7 +46,7 @@ SEED = 20261128
 N_QUERIES = 1000
 TRUTH_K = 100
 FORMAT = 2  # bump to invalidate prepared datasets
-SHORT_POOL = 2  # real: sample from the SHORT_POOL * n shortest names
+SHORT_POOL = 2  # real: sample from the names no longer than the SHORT_POOL * (n + queries)-th shortest
 
 CHEM_TSV = ".weft/src/chemicals/Identifiers/chemical identifiers pubchem large.tsv"
 CHEM_WHEEL = "chemicals-1.5.2-py3-none-any.whl"
@@ -202,7 +202,7 @@ def read_texts() -> list[str]:
 def real(out: Path, target: int, budget_s: float, bundle: Path, threads: int, force: bool) -> None:
     name = f"real-{target // 1000}k" if target % 1000 == 0 else f"real-{target}"
     model = bundle / "text.onnx"
-    params = {"format": FORMAT, "seed": SEED, "source": "chemicals-1.5.2 names (a random sample of the shortest 2 x n) -> starter-vl text.onnx embeds",
+    params = {"format": FORMAT, "seed": SEED, "source": "chemicals-1.5.2 names (a random sample of the shortest 2 x (n + 1,000)) -> starter-vl text.onnx embeds",
               "requested_n": target, "model_sha256": sha256_file(model)}
     if not force and up_to_date(out, name, params):
         log(f"{name}: up to date")
@@ -220,7 +220,8 @@ def real(out: Path, target: int, budget_s: float, bundle: Path, threads: int, fo
     in_names = [i["name"] for i in man["inputs"]]
 
     texts = read_texts()
-    want = min(len(texts), target + N_QUERIES)
+    n_all = len(texts)
+    want = min(n_all, target + N_QUERIES)
     # The names no longer than the (SHORT_POOL * want)-th shortest: a random sample of them
     # embeds ~2x faster than one of all names (attention cost grows with length), so the time
     # budget of a fresh 2-core run covers the full set.
@@ -261,7 +262,7 @@ def real(out: Path, target: int, budget_s: float, bundle: Path, threads: int, fo
         raise SystemExit(f"data: only {len(x)} texts encoded in the budget; raise --real-budget-s")
     texts = texts[:len(x)]
     params.update({"encoded": int(len(x)), "encode_s": round(enc_s, 1), "budget_s": budget_s, "threads": threads,
-                   "texts_available": int(len(order)), "max_chars": max_chars, "texts_file": f"{name}-texts.txt",
+                   "texts_available": int(n_all), "short_pool": int(len(pool)), "max_chars": max_chars, "texts_file": f"{name}-texts.txt",
                    "capped_by_budget": bool(len(x) < want)})
     atomic_write_bytes(out / f"{name}-texts.txt", ("\n".join(texts) + "\n").encode("utf-8"))
     finish(out, name, x[:-N_QUERIES], x[-N_QUERIES:], params)

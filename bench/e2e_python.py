@@ -5,20 +5,24 @@ faiss + numpy + onnxruntime for text->image search with late-interaction re-rank
         [--tokens 49] [--rerank 100] [--queries 200] [--k 10] [--m 16] [--ef-construction 200] \
         [--ef 128] [--threads 2] [--dir DIR]
 
-Data: bit for bit the item stream of `bench e2e` (its splitmix64 `Rng(5)`: 500 unit centres,
-then per item `--tokens` unit token vectors = centre + 0.08 * uniform noise, pooled vector =
-sum of the tokens), regenerated here with vectorised numpy from the same counter. Both sides
-print `checksum` (sum over items of the pooled vector's first component) to show it.
+Data: the item stream of `bench e2e` (its splitmix64 `Rng(5)`: 500 unit centres, then per
+item `--tokens` unit token vectors = centre + 0.08 * uniform noise, pooled vector = sum of the
+tokens), regenerated here with vectorised numpy from the same counter: the same random values
+bit for bit, the same vectors up to float rounding (numpy sums the squares for a norm in
+another order). Both sides print `checksum` (sum over items of the pooled vector's first
+component) to show it.
 
 Ingest (timed without the data generation): pooled vectors, L2-normalised, added to a faiss
 IndexHNSWFlat (inner product, M, efConstruction, --threads OpenMP threads) in chunks of 2,000
 (weft commits every 2,000 too);
-token matrices written as float16 into a memory-mapped .npy (np.lib.format.open_memmap, the
-collection's default token dtype in weft is f16 too); ids to a JSON file; faiss.write_index.
-peak_rss_ingest_mb = ru_maxrss after ingest (before the text model is loaded).
+token matrices appended as float16 to an .npy file with plain writes, chunk by chunk (weft's
+default token dtype is f16 too; plain writes, as weft's, keep page cache out of the RSS
+figure); ids to a JSON file; faiss.write_index. peak_rss_ingest_mb = ru_maxrss after ingest
+(before the text model is loaded).
 open_ms = faiss.read_index + np.load(mmap_mode="r") + the id list, page cache warm.
 
-Query (served one at a time, after the reopen): tokenize (bundle tokenizer.json, truncation at
+Query (served one at a time, after the reopen, BLAS and faiss on one thread as weft's search;
+the text model on --threads, as weft's): tokenize (bundle tokenizer.json, truncation at
 the bundle's max_length) + one onnxruntime run of the text model ("embeds", "tokens") ->
 faiss search top --rerank at efSearch --ef -> gather the candidates' f16 token matrices ->
 FILIP query->item score (mean over real query tokens of the max cosine to any item token,
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -116,32 +121,34 @@ def main() -> None:
     if int(text["dim"]) != a.dim:
         raise SystemExit(f"e2e_python: --dim {a.dim} differs from the bundle's {text['dim']}")
 
+    if a.dir is not None and a.dir.exists() and any(a.dir.iterdir()):
+        raise SystemExit(f"e2e_python: --dir {a.dir} is not empty; give a new or empty folder")
     out = a.dir or Path(tempfile.mkdtemp(prefix="weft-bench-e2e-py-"))
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     try:
         # ---------------------------------------------------------------- ingest
         gen = Items(5, a.dim, a.tokens)
         index = faiss.IndexHNSWFlat(a.dim, a.m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = a.ef_construction
         toks_path, index_path, ids_path = out / "tokens.npy", out / "index.faiss", out / "ids.json"
-        store = np.lib.format.open_memmap(toks_path, mode="w+", dtype=np.float16,
-                                          shape=(a.items, a.tokens, a.dim))
+        store = open(toks_path, "wb")
+        np.lib.format.write_array_header_1_0(store, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                                                     "fortran_order": False,
+                                                     "shape": (a.items, a.tokens, a.dim)})
         checksum, gen_s, t0 = 0.0, 0.0, time.perf_counter()
         step = 2000
         for first in range(0, a.items, step):
             count = min(step, a.items - first)
             pooled = np.empty((count, a.dim), np.float32)
-            for s in range(0, count, 200):  # small generation chunks keep its temporaries out of the RSS figure
+            for s in range(0, count, 200):  # small generation chunks: their temporaries stay small
                 g0 = time.perf_counter()
                 p, toks = gen.chunk(first + s, min(200, count - s))
                 gen_s += time.perf_counter() - g0
                 pooled[s:s + len(p)] = p
-                store[first + s:first + s + len(toks)] = toks.astype(np.float16)
+                toks.astype(np.float16).tofile(store)
             checksum += float(pooled[:, 0].astype(np.float64).sum())
             index.add(np.ascontiguousarray(unit_rows(pooled)))
-        store.flush()
-        del store
+        store.close()
         faiss.write_index(index, str(index_path))
         ids_path.write_text(json.dumps([f"i{i}" for i in range(a.items)]))
         ingest_s = time.perf_counter() - t0 - gen_s
@@ -170,11 +177,14 @@ def main() -> None:
         in_names = {i.name for i in sess.get_inputs()}
         outs = [text["embeds_output"], text["tokens_output"]]
         faiss.omp_set_num_threads(1)  # one query at a time, as the weft side serves them
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")  # the re-rank matmul on one thread, as weft's
 
         def encode(q: str) -> tuple[np.ndarray, np.ndarray]:
-            feed = {k: v for k, v in tokenize(tok, [q], int(text["max_length"])).items() if k in in_names}
-            emb, qt = sess.run(outs, feed)
-            real = feed["attention_mask"][0].astype(bool)
+            enc = tokenize(tok, [q], int(text["max_length"]))
+            emb, qt = sess.run(outs, {k: v for k, v in enc.items() if k in in_names})
+            real = enc["attention_mask"][0].astype(bool)
             return unit_rows(emb[:1].astype(np.float32)), unit_rows(qt[0][real].astype(np.float32))
 
         def search(emb: np.ndarray, qt: np.ndarray) -> list[str]:
@@ -203,8 +213,8 @@ def main() -> None:
             incl.append((t2 - t0) * 1000.0)
 
         def pct(xs: list[float], q: float) -> float:
-            s = sorted(xs)
-            return s[round((len(s) - 1) * q)]
+            s = sorted(xs)  # the rank rule of bench.rs `percentile` (halves round up)
+            return s[math.floor((len(s) - 1) * q + 0.5)]
 
         print(json.dumps({
             "name": "e2e", "impl": "python", "items": a.items, "dim": a.dim, "tokens": a.tokens,

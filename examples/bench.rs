@@ -6,7 +6,7 @@
 //! bench ann     --data F --queries F --truth F --dim D --k 10 --m 16 --ef-construction 200 --ef 16,32,64 [--threads T]
 //! bench encode  --bundle DIR --images DIR --threads N --repeat R
 //! bench storage --items N --dim D --tokens T
-//! bench e2e     --items N --dim D --tokens T --rerank R --queries Q --bundle DIR [--dtype f16|i8|f32] (default f16)
+//! bench e2e     --items N --dim D --tokens T --rerank R --queries Q --bundle DIR [--dtype f16|i8|f32] (default f16) [--threads T]
 //! bench scale   --items 1000000 --dim 384 --tokens 50 --dtype i8 --dir DIR [--keep 1] [--queries 100] [--open-only 1]
 //! ```
 
@@ -381,6 +381,9 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
         get(a, "tokens", 49usize),
     );
     let (rerank, nqueries) = (get(a, "rerank", 100usize), get(a, "queries", 200usize));
+    // Text-model threads; the index build uses the rayon pool (RAYON_NUM_THREADS,
+    // which scripts/bench.sh sets to the same --threads as the baseline's).
+    let threads: usize = get(a, "threads", rayon_threads());
     // f16 is the collection default and what bench/e2e_python.py stores.
     let dtype: TokenDtype = a.get("dtype").map_or(Ok(TokenDtype::F16), |s| s.parse())?;
     let bundle = Bundle::open(need(a, "bundle")?)?;
@@ -424,7 +427,8 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
     let mut enc = BundleEncoders::new(
         Runtime::load(&RuntimeOptions::default())?,
         bundle,
-        EncoderOptions::default(),
+        EncoderOptions::default()
+            .with_session(SessionOptions::default().with_intra_threads(threads)),
     )?;
     let texts: Vec<String> = (0..nqueries)
         .map(|i| format!("a photo of object number {i} on a table"))
@@ -455,6 +459,7 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
         "{}",
         json!({"name": "e2e", "impl": "weft", "items": items, "dim": dim, "tokens": tokens, "rerank": rerank, "queries": nqueries,
                "dtype": format!("{dtype:?}").to_lowercase(), "scorer": "filip", "checksum": checksum,
+               "threads": threads, "threads_build": rayon_threads(),
                "ef": snap.index().params().ef_search.max(rerank),
                "excl_encode": {"p50_ms": percentile(&excl, 0.5), "p99_ms": percentile(&excl, 0.99)},
                "incl_encode": {"p50_ms": percentile(&incl, 0.5), "p99_ms": percentile(&incl, 0.99)},

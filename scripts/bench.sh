@@ -60,6 +60,8 @@ for v in "$REPEAT" "$ANN_REPEAT" "$E2E_REPEAT" "$STORAGE_REPEAT"; do
 done
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "--threads needs a positive integer" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
+# weft's index builds use the rayon pool: the same thread count as the baselines
+export RAYON_NUM_THREADS="$THREADS"
 
 BENCH_DIR=.weft/bench
 VENV=.weft/bench-venv
@@ -252,7 +254,7 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
   if want e2e && (( rep <= E2E_REPEAT )); then
     step "e2e (rep $rep/$E2E_REPEAT)"
     E=(--items "$E2E_ITEMS" --dim 384 --tokens 49 --rerank 100 --queries "$E2E_QUERIES" --bundle "$BUNDLE")
-    w() { weft e2e "$rep" e2e "${E[@]}"; }
+    w() { weft e2e "$rep" e2e "${E[@]}" --threads "$THREADS"; }
     p() { record e2e python "$rep" "$PY" bench/e2e_python.py "${E[@]}" --threads "$THREADS"; }
     if [[ $flip == 1 ]]; then w; p; else p; w; fi
   fi

@@ -266,7 +266,9 @@ impl FramedWriter {
 
 impl Drop for FramedWriter {
     fn drop(&mut self) {
-        if self.out.is_some() {
+        if let Some(out) = self.out.take() {
+            // close without flushing the buffer into a file about to be removed
+            drop(out.into_parts());
             let _ = std::fs::remove_file(&self.tmp);
         }
     }

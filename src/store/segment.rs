@@ -129,8 +129,11 @@ pub fn write(dir: &Path, name: &str, items: &[&StoredItem], dim: usize) -> Resul
 
 /// Writes a segment item by item: the vector, token and meta bodies stream
 /// to their files, only the per-item index (72 bytes an item) stays in
-/// memory. Nothing is visible until a manifest names the segment; an
-/// unfinished writer leaves at most temp files, which `cleanup` removes.
+/// memory. Nothing is visible until a manifest names the segment: a writer
+/// that fails or is dropped leaves temp files, or, when `finish` fails
+/// part-way, some of the segment's files under their final names; no
+/// manifest names them and `cleanup` removes them at the next open. After an
+/// error the writer is unusable: drop it.
 pub struct SegmentWriter {
     dir: PathBuf,
     name: String,
@@ -181,7 +184,7 @@ impl SegmentWriter {
         let tok_bytes: &[u8] = bytemuck::cast_slice(&item.tok_block);
         let meta = encode_meta(&item.meta.id, &item.meta.source, &item.meta.payload);
         let [gr, gc] = item.meta.grid.unwrap_or([0, 0]);
-        self.idx.push(IdxEntry {
+        let entry = IdxEntry {
             tok_offset: self.tok.body_len(),
             meta_offset: self.meta.body_len(),
             id_hash: id_hash(&item.meta.id),
@@ -195,10 +198,12 @@ impl SegmentWriter {
             grid_cols: gc as u16,
             modality: modality_code(item.meta.modality),
             pad: [0; 3],
-        });
+        };
         self.vec.write(vec_bytes)?;
         self.tok.write(tok_bytes)?;
-        self.meta.write(&meta)
+        self.meta.write(&meta)?;
+        self.idx.push(entry);
+        Ok(())
     }
 
     /// Finishes the three streamed files, writes the index and id files and
