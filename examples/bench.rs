@@ -367,6 +367,7 @@ fn storage(a: &Args) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
+    let _ = std::fs::remove_dir(&tmp);
     println!(
         "{}",
         json!({"name": "storage", "impl": "weft", "items": items, "dim": dim, "tokens": tokens, "rows": rows, "peak_rss_mb": peak_rss_mb()})
