@@ -1017,20 +1017,11 @@ fn dump_index(dir: &Path, gen: u64, index: &HnswIndex) -> Result<Option<HnswFile
 /// pages of the others (segment vectors, tokens, meta; HNSW vector parts).
 fn prefetch(dir: &Path, manifest: &Manifest) {
     use format::Prefetch;
-    let mut files: Vec<(String, Prefetch)> = Vec::new();
-    for s in &manifest.segments {
-        for name in segment::file_names(&s.name) {
-            let whole = name.ends_with(".idx") || name.ends_with(".ids");
-            files.push((
-                name,
-                if whole {
-                    Prefetch::Whole
-                } else {
-                    Prefetch::Ends
-                },
-            ));
-        }
-    }
+    let mut files: Vec<(String, Prefetch)> = manifest
+        .segments
+        .iter()
+        .flat_map(|s| segment::open_reads(&s.name))
+        .collect();
     files.extend(
         manifest
             .deletes

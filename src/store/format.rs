@@ -170,11 +170,11 @@ pub fn read_framed(path: &Path, kind: &[u8; 4]) -> Result<Vec<u8>> {
 
 /// Writes `body` framed as `kind` to `path` atomically (temp file, fsync, rename, fsync folder).
 pub fn write_framed(path: &Path, kind: &[u8; 4], body: &[u8]) -> Result<()> {
-    write_atomic(path, |f| {
-        f.write_all(&header(kind))?;
-        f.write_all(body)?;
-        f.write_all(&footer(body.len() as u64, crc32(body)))
-    })
+    let mut w = FramedWriter::create(path, kind)?;
+    w.write(body)?;
+    w.finish()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync_dir(dir).map_err(|e| Error::io(path, e))
 }
 
 /// Writes a file through `fill` into `path.tmp`, fsyncs it and renames it over `path`.
@@ -217,7 +217,7 @@ impl FramedWriter {
     /// Creates `path.tmp` and writes the header of a `kind` file.
     pub fn create(path: &Path, kind: &[u8; 4]) -> Result<Self> {
         let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let file = File::create(&tmp).map_err(|e| Error::io(path, e))?;
         let mut w = FramedWriter {
             path: path.to_path_buf(),
             tmp,
@@ -415,6 +415,16 @@ mod tests {
         assert!(tmp_path(&c).exists());
         drop(w);
         assert!(!tmp_path(&c).exists() && !c.exists());
+
+        // a finish that cannot rename (the target is a non-empty folder)
+        // fails naming the file and leaves no temp file
+        let d = dir.join("d.bin");
+        std::fs::create_dir_all(d.join("inside")).unwrap();
+        let mut w = FramedWriter::create(&d, b"TEST").unwrap();
+        w.write(b"body").unwrap();
+        let err = w.finish().unwrap_err().to_string();
+        assert!(err.contains("d.bin"), "{err}");
+        assert!(!tmp_path(&d).exists());
 
         // prefetch is a hint: missing, empty, tiny and framed files are fine
         std::fs::write(dir.join("empty"), b"").unwrap();

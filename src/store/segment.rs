@@ -111,6 +111,26 @@ const EXTS: [(&str, &[u8; 4]); 5] = [
     ("meta", b"SMET"),
 ];
 
+/// Whether an open reads and verifies a segment file of this extension whole
+/// (the small index files) rather than lazily, item by item.
+fn verified_whole(ext: &str) -> bool {
+    matches!(ext, "idx" | "ids")
+}
+
+/// What an open of segment `name` reads, for [`format::prefetch`].
+pub fn open_reads(name: &str) -> Vec<(String, format::Prefetch)> {
+    EXTS.iter()
+        .map(|(ext, _)| {
+            let what = if verified_whole(ext) {
+                format::Prefetch::Whole
+            } else {
+                format::Prefetch::Ends
+            };
+            (format!("{name}.{ext}"), what)
+        })
+        .collect()
+}
+
 /// Every file name of segment `name`.
 pub fn file_names(name: &str) -> Vec<String> {
     EXTS.iter()
@@ -227,16 +247,16 @@ impl SegmentWriter {
             .map(|(i, e)| [e.id_hash, i as u64])
             .collect();
         ids.sort_unstable();
-        format::write_framed(
-            &dir.join(format!("{name}.idx")),
-            b"SIDX",
-            bytemuck::cast_slice(&idx),
-        )?;
-        format::write_framed(
-            &dir.join(format!("{name}.ids")),
-            b"SIDS",
-            bytemuck::cast_slice(&ids),
-        )?;
+        let whole: [(&str, &[u8; 4], &[u8]); 2] = [
+            ("idx", b"SIDX", bytemuck::cast_slice(&idx)),
+            ("ids", b"SIDS", bytemuck::cast_slice(&ids)),
+        ];
+        for (ext, kind, body) in whole {
+            let mut w = format::FramedWriter::create(&dir.join(format!("{name}.{ext}")), kind)?;
+            w.write(body)?;
+            w.finish()?;
+        }
+        // one folder fsync for all five renames
         format::sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         Ok(idx.len())
     }
@@ -271,8 +291,7 @@ impl Segment {
             let path = dir.join(format!("{name}.{ext}"));
             let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
             let map = crate::sys::map_readonly(&file).map_err(|e| Error::io(&path, e))?;
-            let small = matches!(ext, "idx" | "ids");
-            let body = format::open_framed(&map, kind, &path, small)?;
+            let body = format::open_framed(&map, kind, &path, verified_whole(ext))?;
             let expected = match ext {
                 "idx" => Some(len * std::mem::size_of::<IdxEntry>()),
                 "ids" => Some(len * 16),
