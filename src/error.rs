@@ -82,6 +82,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A model export cannot be imported: its layout is not recognised, a file
+    /// or key it needs is missing, or its graph has a shape weft does not handle.
+    #[error("cannot import {path}: {reason}")]
+    Import {
+        /// The export folder or the file concerned.
+        path: PathBuf,
+        /// What is wrong, and what was looked for.
+        reason: String,
+    },
+
     /// No bundle of that name or path.
     #[error("model bundle `{name}` not found; looked in: {}", .searched.join(", "))]
     BundleNotFound {

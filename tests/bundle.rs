@@ -93,12 +93,30 @@ fn a_missing_file_is_named() {
 #[test]
 fn manifest_errors_are_specific() {
     let dir = copy_of("tiny-vl", "version");
+    edit_manifest(&dir, "format_version = 1", "format_version = 3");
+    let err = Bundle::open(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains("format_version 3") && err.contains("bundle.toml"),
+        "{err}"
+    );
+
+    // Version 2 maps inputs by role: a version-1 manifest relabelled is refused by name.
+    let dir = copy_of("tiny-vl", "v2-roles");
     edit_manifest(&dir, "format_version = 1", "format_version = 2");
     let err = Bundle::open(&dir).unwrap_err().to_string();
     assert!(
-        err.contains("format_version 2") && err.contains("bundle.toml"),
+        err.contains("input_ids") && err.contains("no role"),
         "{err}"
     );
+
+    let dir = copy_of("tiny-vl", "sigmoid");
+    edit_manifest(
+        &dir,
+        "logit_scale = 100.0",
+        "logit_scale = 100.0\nscoring = \"sigmoid\"",
+    );
+    let err = Bundle::open(&dir).unwrap_err().to_string();
+    assert!(err.contains("logit_bias"), "{err}");
 
     let dir = copy_of("tiny-vl", "template");
     edit_manifest(&dir, "\"a photo of a {}.\"", "\"a photo\"");

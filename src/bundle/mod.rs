@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use manifest::{
-    ChannelOrder, ImageSpec, InputSpec, Interpolation, Manifest, ModelSpec, ResizeMode,
-    SequenceSpec, ZeroShot, FORMAT_VERSION,
+    AlphaMode, ChannelOrder, DataFile, ImageSpec, ImportInfo, InputRole, InputSpec, Interpolation,
+    Manifest, ModelSpec, Padding, ResizeMode, Rounding, SequenceSpec, TextCleanup, ZeroShot,
+    ZeroShotScoring, FORMAT_VERSION, OLDEST_FORMAT_VERSION,
 };
 
 use crate::doctor::BundleStatus;
@@ -84,9 +85,9 @@ impl Bundle {
             reason,
         };
         let manifest: Manifest = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if manifest.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&manifest.format_version) {
             return Err(bad(format!(
-                "format_version {} is not supported (this weft reads {FORMAT_VERSION})",
+                "format_version {} is not supported (this weft reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
                 manifest.format_version
             )));
         }
@@ -213,6 +214,8 @@ impl Bundle {
             if spec.inputs.is_empty() {
                 return Err(bad(format!("{} is empty", at("inputs"))));
             }
+            let image = modality == Modality::Image;
+            let mut roles = Vec::new();
             for input in &spec.inputs {
                 if !["int64", "int32", "float32"].contains(&input.dtype.as_str()) {
                     return Err(bad(format!(
@@ -222,8 +225,50 @@ impl Bundle {
                         input.dtype
                     )));
                 }
+                if m.format_version >= 2 {
+                    let role = input.role.ok_or_else(|| {
+                        bad(format!(
+                            "{} `{}` has no role (ids, mask, type_ids, pixels)",
+                            at("inputs"),
+                            input.name
+                        ))
+                    })?;
+                    let fits = if image {
+                        role == InputRole::Pixels
+                    } else {
+                        role != InputRole::Pixels
+                    };
+                    if !fits || roles.contains(&role) {
+                        return Err(bad(format!(
+                            "{} `{}`: role {role:?} is not valid here (each role once; pixels only for [image])",
+                            at("inputs"),
+                            input.name
+                        )));
+                    }
+                    roles.push(role);
+                }
+            }
+            if m.format_version >= 2 {
+                let needed = if image {
+                    InputRole::Pixels
+                } else {
+                    InputRole::Ids
+                };
+                if !roles.contains(&needed) {
+                    return Err(bad(format!(
+                        "{} has no input with role {needed:?}",
+                        at("inputs")
+                    )));
+                }
+            }
+            if spec.fixed_batch == Some(0) {
+                return Err(bad(format!("{} must be at least 1", at("fixed_batch"))));
             }
             check_relative(&spec.model).map_err(|r| bad(format!("{}: {r}", at("model"))))?;
+            for data in &spec.external_data {
+                check_relative(&data.file)
+                    .map_err(|r| bad(format!("{}: {r}", at("external_data"))))?;
+            }
         }
         for modality in [Modality::Text, Modality::Molecule] {
             if let Some(seq) = self.sequence_spec(modality) {
@@ -232,7 +277,7 @@ impl Bundle {
                 if seq.max_length < 2 {
                     return Err(bad(format!("[{modality}] max_length must be at least 2")));
                 }
-                if !seq.model.inputs.iter().any(|i| i.name == "input_ids") {
+                if m.format_version < 2 && !seq.model.inputs.iter().any(|i| i.name == "input_ids") {
                     return Err(bad(format!("[{modality}] inputs must include `input_ids`")));
                 }
             }
@@ -257,6 +302,29 @@ impl Bundle {
                 return Err(bad("[image] has tokens_output but no patch_grid".into()));
             }
         }
+        let z = &m.zero_shot;
+        if !(z.logit_scale.is_finite() && z.logit_scale > 0.0) {
+            return Err(bad(format!(
+                "[zero_shot] logit_scale {} must be a positive number",
+                z.logit_scale
+            )));
+        }
+        match (z.scoring, z.logit_bias) {
+            (ZeroShotScoring::Sigmoid, None) => {
+                return Err(bad(
+                    "[zero_shot] scoring = \"sigmoid\" needs logit_bias".into()
+                ))
+            }
+            (ZeroShotScoring::Softmax, Some(_)) => {
+                return Err(bad(
+                    "[zero_shot] logit_bias is only used with scoring = \"sigmoid\"".into(),
+                ))
+            }
+            (_, Some(b)) if !b.is_finite() => {
+                return Err(bad(format!("[zero_shot] logit_bias {b} is not a number")))
+            }
+            _ => {}
+        }
         if !m.zero_shot.templates.iter().all(|t| t.contains("{}")) {
             return Err(bad(
                 "[zero_shot] every template needs the `{}` placeholder".into()
@@ -272,6 +340,10 @@ impl Bundle {
             let spec = self.require(modality)?;
             verify_sha256(&self.file(&spec.model), &spec.model_sha256)?;
             named.push(spec.model.clone());
+            for data in &spec.external_data {
+                verify_sha256(&self.file(&data.file), &data.sha256)?;
+                named.push(data.file.clone());
+            }
             if let Some(seq) = self.sequence_spec(modality) {
                 verify_sha256(&self.file(&seq.tokenizer), &seq.tokenizer_sha256)?;
                 named.push(seq.tokenizer.clone());
@@ -280,8 +352,10 @@ impl Bundle {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let model_like =
-                name.ends_with(".onnx") || name.ends_with(".onnx.data") || name.ends_with(".ort");
+            let model_like = name.ends_with(".onnx")
+                || name.ends_with(".onnx.data")
+                || name.ends_with(".onnx_data")
+                || name.ends_with(".ort");
             if model_like && !named.contains(&name) {
                 return Err(Error::Bundle {
                     path: entry.path(),

@@ -1,6 +1,7 @@
 //! Command definitions and their implementations.
 
 mod progress;
+mod quantize;
 mod serve;
 
 use std::io::Write;
@@ -37,6 +38,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
             | weft::Error::MissingEncoder { .. }
             | weft::Error::WrongDimension { .. }
             | weft::Error::DuplicateId { .. }
+            | weft::Error::Import { .. }
             | weft::Error::Locked { .. },
         ) => EXIT_INPUT,
         Some(_) => 1,
@@ -185,6 +187,35 @@ enum ModelsAction {
         /// Bundle name or folder.
         bundle: String,
     },
+    /// Import a CLIP-family ONNX export (Hugging Face, open_clip, Immich) as a bundle.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The export folder.
+    src: PathBuf,
+    /// Name of the new bundle (a folder under the models folder).
+    #[arg(long)]
+    name: String,
+    /// Token outputs for late interaction: `auto` adds them where the graph allows, `none` skips them.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "none"])]
+    tokens: String,
+    /// Also write int8 weights (dynamic quantization; runs models/quantize.py with .weft/venv's Python).
+    #[arg(long, value_parser = ["int8"])]
+    quantize: Option<String>,
+    /// The logit scale (the multiplier exp(t)) when the export does not carry one.
+    #[arg(long)]
+    logit_scale: Option<f32>,
+    /// SigLIP's logit bias when the export does not carry one.
+    #[arg(long)]
+    logit_bias: Option<f32>,
+    /// Prompt templates, one per line with `{}` for the label (default: the export's, else OpenAI's 80).
+    #[arg(long, value_name = "FILE")]
+    templates: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -545,7 +576,97 @@ fn models(env: &Env, action: ModelsAction) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        ModelsAction::Import(args) => import(env, args),
     }
+}
+
+/// Where `models import` writes: the first `--models-dir`, else the project-local `.weft/models`.
+fn import_dir(env: &Env) -> PathBuf {
+    env.global.models_dirs.first().cloned().unwrap_or_else(|| {
+        std::env::current_dir()
+            .unwrap_or_default()
+            .join(".weft")
+            .join("models")
+    })
+}
+
+fn import(env: &Env, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    if let Some(q) = &args.quantize {
+        if q != "int8" {
+            return Err(usage(format!("--quantize {q}: only int8")));
+        }
+    }
+    let templates = match &args.templates {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--templates {}", f.display()))?;
+            let t: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            if let Some((i, bad)) = t.iter().enumerate().find(|(_, l)| !l.contains("{}")) {
+                return Err(usage(format!(
+                    "{}:{}: template `{bad}` has no `{{}}` for the label",
+                    f.display(),
+                    i + 1
+                )));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let options = weft::import::ImportOptions::new(&args.name)
+        .with_tokens(args.tokens == "auto")
+        .with_logit_scale(args.logit_scale)
+        .with_logit_bias(args.logit_bias)
+        .with_templates(templates)
+        .with_session(env.encoder_options()?.session);
+    let runtime = env.runtime()?;
+    let dir = import_dir(env);
+    let report = weft::import::import(&runtime, &args.src, &dir, &options)?;
+    let quantized = match args.quantize {
+        Some(_) => Some(quantize::run(env, &report)?),
+        None => None,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"import": report, "quantize": quantized})
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "imported {} ({} layout, {} scoring) into {}",
+        report.name,
+        report.layout.as_str(),
+        match report.family {
+            weft::import::Family::Clip => "softmax",
+            weft::import::Family::Siglip => "sigmoid",
+        },
+        report.bundle.display()
+    );
+    for t in &report.tokens {
+        match t.tokens {
+            Some(n) => println!("  {} tokens: {n} per item ({})", t.modality, t.detail),
+            None => println!("  {} tokens: none: {}", t.modality, t.detail),
+        }
+    }
+    println!("  where each value came from:");
+    for f in &report.facts {
+        println!("    {} = {}  <- {}", f.field, f.value, f.source);
+    }
+    if let Some(q) = quantized {
+        println!("{q}");
+    }
+    println!(
+        "check it with: weft models verify {} && weft doctor",
+        report.name
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode> {

@@ -2,9 +2,10 @@
 //! crop, normalise into an NCHW `f32` slice, as the bundle's [`ImageSpec`] says.
 //!
 //! Each step is a small function tested without ONNX. The reference is
-//! Pillow (`models/reference.py`): `exif_transpose`, alpha composited on white,
-//! `resize` with the manifest's filter (antialiased, as `fast_image_resize`'s
-//! convolution), then a centre crop.
+//! Pillow (`models/reference.py`, and every Python processor the importer
+//! matches): `exif_transpose`, alpha composited on white, `resize` with the
+//! manifest's filter (Pillow's own convolution, ported in `resample.rs`;
+//! nearest neighbour through `fast_image_resize`), then a centre crop.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::path::Path;
 use fast_image_resize as fr;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
-use crate::bundle::{ChannelOrder, ImageSpec, Interpolation, ResizeMode};
+use crate::bundle::{AlphaMode, ChannelOrder, ImageSpec, Interpolation, ResizeMode, Rounding};
 use crate::error::{Error, Result};
 
 /// Limits that protect against hostile or broken files.
@@ -75,6 +76,16 @@ fn invalid(item: &str, reason: impl Into<String>) -> Error {
 /// Decodes an image (first frame of a GIF), applies its EXIF orientation and
 /// returns 8-bit RGB with alpha composited on white. `item` names it in errors.
 pub fn decode(bytes: &[u8], item: &str, limits: &ImageLimits) -> Result<RgbImage> {
+    decode_with(bytes, item, limits, AlphaMode::White)
+}
+
+/// [`decode`], with transparency handled as `alpha` says.
+pub fn decode_with(
+    bytes: &[u8],
+    item: &str,
+    limits: &ImageLimits,
+    alpha: AlphaMode,
+) -> Result<RgbImage> {
     if bytes.is_empty() {
         return Err(invalid(item, "empty file"));
     }
@@ -120,7 +131,11 @@ pub fn decode(bytes: &[u8], item: &str, limits: &ImageLimits) -> Result<RgbImage
     if let Some(o) = orientation {
         img.apply_orientation(o);
     }
-    Ok(to_rgb_on_white(img))
+    Ok(match alpha {
+        AlphaMode::White => to_rgb_on_white(img),
+        // Pillow's `convert("RGB")`: the colour channels, transparency ignored.
+        AlphaMode::Drop => img.to_rgb8(),
+    })
 }
 
 /// Any colour type to RGB8; alpha is composited on white (grey, 16-bit and float are converted).
@@ -143,19 +158,29 @@ pub fn to_rgb_on_white(img: DynamicImage) -> RgbImage {
 }
 
 /// Size after scaling the shortest side to `shortest`; the long side is
-/// `floor(long * shortest / short + 1/2)` in exact integers (as `models/reference.py`).
-pub(crate) fn shortest_side_size(w: u32, h: u32, shortest: u32) -> (u32, u32) {
+/// `long * shortest / short` rounded as `rounding` says, in exact integers
+/// (version-1 bundles: half up, as `models/reference.py`; transformers and
+/// torchvision: down).
+pub(crate) fn shortest_side_size(w: u32, h: u32, shortest: u32, rounding: Rounding) -> (u32, u32) {
     let (w, h, s) = (u64::from(w), u64::from(h), u64::from(shortest));
     if w <= h {
-        (s as u32, ((2 * h * s + w) / (2 * w)).max(1) as u32)
+        (s as u32, rounding.div(h * s, w).max(1) as u32)
     } else {
-        (((2 * w * s + h) / (2 * h)).max(1) as u32, s as u32)
+        (rounding.div(w * s, h).max(1) as u32, s as u32)
     }
 }
 
-/// Top-left of a centred crop; the offset rounds down (as `models/reference.py`).
-pub(crate) fn centre_crop_origin(w: u32, h: u32, cw: u32, ch: u32) -> (u32, u32) {
-    (w.saturating_sub(cw) / 2, h.saturating_sub(ch) / 2)
+/// Top-left of a centred crop: half the excess, rounded as `rounding` says
+/// (down in transformers and version-1 bundles; half to even in torchvision).
+pub(crate) fn centre_crop_origin(
+    w: u32,
+    h: u32,
+    cw: u32,
+    ch: u32,
+    rounding: Rounding,
+) -> (u32, u32) {
+    let half = |excess: u32| rounding.div(u64::from(excess), 2) as u32;
+    (half(w.saturating_sub(cw)), half(h.saturating_sub(ch)))
 }
 
 fn filter(interpolation: Interpolation) -> fr::ResizeAlg {
@@ -177,6 +202,17 @@ fn resize(
     if img.width() == w && img.height() == h {
         return Ok(img.clone());
     }
+    if let Some(out) = super::resample::resize_rgb8(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        w as usize,
+        h as usize,
+        interpolation,
+    ) {
+        return RgbImage::from_raw(w, h, out)
+            .ok_or_else(|| invalid(item, "resize produced a wrong buffer"));
+    }
     let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
     let options = fr::ResizeOptions::new().resize_alg(filter(interpolation));
     fr::Resizer::new()
@@ -193,10 +229,11 @@ pub fn fit(img: &RgbImage, spec: &ImageSpec, item: &str) -> Result<RgbImage> {
         ResizeMode::Squash => resize(img, tw, th, spec.interpolation, item),
         ResizeMode::ShortestSideCrop => {
             let shortest = spec.resize_shortest.map_or(th.min(tw), |s| s as u32);
-            let (nw, nh) = shortest_side_size(img.width(), img.height(), shortest);
+            let (nw, nh) =
+                shortest_side_size(img.width(), img.height(), shortest, spec.resize_rounding);
             let resized = resize(img, nw, nh, spec.interpolation, item)?;
             let (cw, ch) = (tw.min(nw), th.min(nh));
-            let (left, top) = centre_crop_origin(nw, nh, cw, ch);
+            let (left, top) = centre_crop_origin(nw, nh, cw, ch, spec.crop_rounding);
             let cropped = image::imageops::crop_imm(&resized, left, top, cw, ch).to_image();
             if cw == tw && ch == th {
                 Ok(cropped)
@@ -234,8 +271,48 @@ pub fn preprocess(
     limits: &ImageLimits,
     out: &mut [f32],
 ) -> Result<()> {
-    let rgb = decode(bytes, item, limits)?;
+    let rgb = decode_with(bytes, item, limits, spec.alpha)?;
     let fitted = fit(&rgb, spec, item)?;
+    normalise_into(&fitted, spec, out);
+    Ok(())
+}
+
+/// The chain for decoded RGB8 pixels (`width * height * 3` bytes): fit, normalise into `out`.
+pub fn preprocess_rgb8(
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    item: &str,
+    spec: &ImageSpec,
+    limits: &ImageLimits,
+    out: &mut [f32],
+) -> Result<()> {
+    let count = u64::from(width) * u64::from(height);
+    if count == 0 {
+        return Err(invalid(item, "image has no pixels"));
+    }
+    if count > limits.max_pixels {
+        return Err(invalid(
+            item,
+            format!(
+                "{width}x{height} = {count} pixels, over the limit of {}",
+                limits.max_pixels
+            ),
+        ));
+    }
+    if pixels.len() as u64 != count * 3 {
+        return Err(invalid(
+            item,
+            format!(
+                "{} bytes of pixels for {width}x{height} RGB8 (expected {})",
+                pixels.len(),
+                count * 3
+            ),
+        ));
+    }
+    let img = RgbImage::from_raw(width, height, pixels.to_vec())
+        .ok_or_else(|| invalid(item, "pixel buffer does not match its size"))?;
+    let fitted = fit(&img, spec, item)?;
     normalise_into(&fitted, spec, out);
     Ok(())
 }
@@ -273,12 +350,45 @@ mod tests {
 
     #[test]
     fn sizes_follow_the_reference() {
-        assert_eq!(shortest_side_size(640, 480, 256), (341, 256));
-        assert_eq!(shortest_side_size(480, 640, 256), (256, 341));
-        assert_eq!(shortest_side_size(100, 100, 256), (256, 256));
-        assert_eq!(centre_crop_origin(341, 256, 224, 224), (58, 16));
-        assert_eq!(shortest_side_size(3, 2, 4), (6, 4));
-        assert_eq!(centre_crop_origin(256, 256, 224, 224), (16, 16));
+        let up = Rounding::HalfUp;
+        assert_eq!(shortest_side_size(640, 480, 256, up), (341, 256));
+        assert_eq!(shortest_side_size(480, 640, 256, up), (256, 341));
+        assert_eq!(shortest_side_size(100, 100, 256, up), (256, 256));
+        assert_eq!(
+            centre_crop_origin(341, 256, 224, 224, Rounding::Floor),
+            (58, 16)
+        );
+        assert_eq!(shortest_side_size(3, 2, 4, up), (6, 4));
+        assert_eq!(
+            centre_crop_origin(256, 256, 224, 224, Rounding::Floor),
+            (16, 16)
+        );
+    }
+
+    #[test]
+    fn processors_round_differently() {
+        // 451x300 (chelsea) to 224: 336.7 -> transformers int() 336, half up 337.
+        assert_eq!(
+            shortest_side_size(451, 300, 224, Rounding::Floor),
+            (336, 224)
+        );
+        assert_eq!(
+            shortest_side_size(451, 300, 224, Rounding::HalfUp),
+            (337, 224)
+        );
+        // torchvision CenterCrop: int(round(117 / 2)) = 58 (half to even), int(round(119 / 2)) = 60.
+        assert_eq!(
+            centre_crop_origin(341, 224, 224, 224, Rounding::HalfEven),
+            (58, 0)
+        );
+        assert_eq!(
+            centre_crop_origin(343, 224, 224, 224, Rounding::HalfEven),
+            (60, 0)
+        );
+        assert_eq!(
+            centre_crop_origin(343, 224, 224, 224, Rounding::Floor),
+            (59, 0)
+        );
     }
 
     #[test]
@@ -289,6 +399,19 @@ mod tests {
         let rgb = to_rgb_on_white(DynamicImage::ImageRgba8(rgba));
         assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
         assert_eq!(rgb.get_pixel(1, 0).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn alpha_can_be_dropped_as_pillow_convert_does() {
+        let mut rgba = image::RgbaImage::new(2, 1);
+        rgba.put_pixel(0, 0, image::Rgba([10, 20, 30, 0]));
+        rgba.put_pixel(1, 0, image::Rgba([40, 50, 60, 128]));
+        let bytes = png(&DynamicImage::ImageRgba8(rgba));
+        let rgb = decode_with(&bytes, "a.png", &ImageLimits::default(), AlphaMode::Drop).unwrap();
+        assert_eq!(rgb.get_pixel(0, 0).0, [10, 20, 30]);
+        assert_eq!(rgb.get_pixel(1, 0).0, [40, 50, 60]);
+        let white = decode(&bytes, "a.png", &ImageLimits::default()).unwrap();
+        assert_eq!(white.get_pixel(0, 0).0, [255, 255, 255]);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   worker thread while ONNX Runtime encodes the current one.
 //! * One bad item is an `Err` in its own slot; the rest of the batch is encoded.
 
+pub mod cleanup;
 pub mod image;
+mod resample;
 pub mod sequence;
 
 use std::path::Path;
@@ -19,10 +21,13 @@ use ndarray::{Array2, ArrayView4};
 use ort::session::SessionInputValue;
 use ort::value::{Tensor, TensorRef};
 
+pub use self::cleanup::Cleanup;
 pub use self::image::ImageLimits;
 pub use self::sequence::{SequenceTokenizer, Truncation};
 
-use crate::bundle::{self, Bundle, ImageSpec, Modality, ModelSpec, SequenceSpec};
+use crate::bundle::{
+    self, Bundle, ImageSpec, InputRole, Modality, ModelSpec, Padding, SequenceSpec,
+};
 use crate::error::{Error, Result};
 use crate::runtime::{ActiveProvider, ModelSession, Runtime, SessionOptions};
 
@@ -119,6 +124,19 @@ pub enum Input<'a> {
         /// The file's bytes.
         bytes: &'a [u8],
     },
+    /// Decoded 8-bit RGB pixels, row-major, `width * height * 3` bytes (a
+    /// camera frame, or an image an app decoded itself). They are resized
+    /// and normalised as a file would be.
+    Rgb8 {
+        /// Name used in errors.
+        name: &'a str,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// The pixels.
+        pixels: &'a [u8],
+    },
 }
 
 impl Input<'_> {
@@ -127,7 +145,7 @@ impl Input<'_> {
         match self {
             Input::Text(_) => Modality::Text,
             Input::Smiles(_) => Modality::Molecule,
-            Input::ImagePath(_) | Input::ImageBytes { .. } => Modality::Image,
+            Input::ImagePath(_) | Input::ImageBytes { .. } | Input::Rgb8 { .. } => Modality::Image,
         }
     }
 
@@ -135,7 +153,7 @@ impl Input<'_> {
     pub fn describe(&self, index: usize) -> String {
         match self {
             Input::ImagePath(p) => p.display().to_string(),
-            Input::ImageBytes { name, .. } => (*name).to_string(),
+            Input::ImageBytes { name, .. } | Input::Rgb8 { name, .. } => (*name).to_string(),
             Input::Text(t) | Input::Smiles(t) => {
                 let head: String = t.chars().take(40).collect();
                 let more = if t.chars().count() > 40 { "..." } else { "" };
@@ -230,7 +248,10 @@ fn extract(
             spec.dim
         )));
     }
-    let embeds: Vec<f32> = embeds.iter().copied().collect();
+    let mut embeds: Vec<f32> = embeds.iter().copied().collect();
+    if spec.normalize_embeds {
+        normalize_rows(&mut embeds, spec.dim);
+    }
     let tokens = match &spec.tokens_output {
         None => None,
         Some(name) => {
@@ -244,10 +265,24 @@ fn extract(
                     spec.dim
                 )));
             }
-            Some((t.shape()[1], t.iter().copied().collect()))
+            let mut values: Vec<f32> = t.iter().copied().collect();
+            if spec.normalize_tokens {
+                normalize_rows(&mut values, spec.dim);
+            }
+            Some((t.shape()[1], values))
         }
     };
     Ok((embeds, tokens))
+}
+
+/// L2-normalises each `dim`-long row in place (a zero row stays zero).
+fn normalize_rows(values: &mut [f32], dim: usize) {
+    for row in values.chunks_mut(dim.max(1)) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|x| *x /= norm);
+        }
+    }
 }
 
 /// The image encoder of a bundle.
@@ -304,7 +339,12 @@ impl ImagePipeline {
         let input = 3 * self.spec.size[0] * self.spec.size[1] * 4;
         let grid = self.spec.patch_grid.map_or(0, |g| g[0] * g[1]);
         let per_item = input * ACTIVATION_FACTOR + (grid + 1) * self.spec.model.dim * 4;
-        (self.options.memory_budget / per_item.max(1)).clamp(1, self.options.max_batch)
+        let most = self
+            .spec
+            .model
+            .fixed_batch
+            .map_or(self.options.max_batch, |b| b.min(self.options.max_batch));
+        (self.options.memory_budget / per_item.max(1)).clamp(1, most.max(1))
     }
 
     /// Decodes and normalises one input into `out`.
@@ -318,6 +358,12 @@ impl ImagePipeline {
             Input::ImageBytes { name, bytes } => {
                 image::preprocess(bytes, name, &self.spec, limits, out)
             }
+            Input::Rgb8 {
+                name,
+                width,
+                height,
+                pixels,
+            } => image::preprocess_rgb8(*width, *height, pixels, name, &self.spec, limits, out),
             other => Err(wrong_modality(other, index, Modality::Image)),
         }
     }
@@ -390,7 +436,15 @@ impl ImagePipeline {
             .map_err(|e| Error::onnx("building the image batch", e))?;
         let tensor =
             TensorRef::from_array_view(view).map_err(|e| Error::onnx("image tensor", e))?;
-        let name = self.spec.model.inputs[0].name.clone();
+        let name = self
+            .spec
+            .model
+            .inputs
+            .iter()
+            .find(|i| i.resolved_role(true) == Some(InputRole::Pixels))
+            .unwrap_or(&self.spec.model.inputs[0])
+            .name
+            .clone();
         let outputs = session
             .session
             .run(vec![(name, SessionInputValue::from(tensor))])
@@ -538,8 +592,7 @@ impl SequenceEncoder {
                 modality,
             })?
             .clone();
-        let tokenizer =
-            SequenceTokenizer::from_file(&bundle.file(&spec.tokenizer), spec.max_length, modality)?;
+        let tokenizer = SequenceTokenizer::from_spec(bundle.dir(), &spec, modality)?;
         let session = load_session(runtime, bundle, &spec.model, &options.session)?;
         Ok(SequenceEncoder {
             session,
@@ -563,9 +616,22 @@ impl SequenceEncoder {
         t * d * 4 * ACTIVATION_FACTOR + t * t * 4 * 12 + (t + 1) * d * 4
     }
 
+    /// Largest batch: the options', and the graph's fixed batch size if it has one.
+    fn max_batch(&self) -> usize {
+        self.spec
+            .model
+            .fixed_batch
+            .map_or(self.options.max_batch, |b| b.min(self.options.max_batch))
+            .max(1)
+    }
+
     fn infer(&mut self, batch: &[(usize, sequence::Tokens)]) -> Result<Vec<Encoded>> {
         let n = batch.len();
-        let t = batch.iter().map(|(_, tk)| tk.ids.len()).max().unwrap_or(0);
+        let longest = batch.iter().map(|(_, tk)| tk.ids.len()).max().unwrap_or(0);
+        let t = match self.spec.padding {
+            Padding::Longest => longest,
+            Padding::MaxLength => self.spec.max_length.max(longest),
+        };
         let pad = i64::from(self.tokenizer.pad_id());
         let mut ids = Array2::<i64>::from_elem((n, t), pad);
         let mut mask = Array2::<i64>::zeros((n, t));
@@ -576,16 +642,18 @@ impl SequenceEncoder {
             }
         }
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::new();
+        let zeros = Array2::<i64>::zeros((n, t));
         for input in &self.spec.model.inputs {
-            let source = match input.name.as_str() {
-                "input_ids" => &ids,
-                "attention_mask" => &mask,
-                "token_type_ids" => &Array2::<i64>::zeros((n, t)),
-                other => {
+            let source = match input.resolved_role(false) {
+                Some(InputRole::Ids) => &ids,
+                Some(InputRole::Mask) => &mask,
+                Some(InputRole::TypeIds) => &zeros,
+                _ => {
                     return Err(Error::Bundle {
                         path: self.file.clone(),
                         reason: format!(
-                            "input `{other}` is not one weft can feed (input_ids, attention_mask, token_type_ids)"
+                            "input `{}` is not one weft can feed (input_ids, attention_mask, token_type_ids, or a role)",
+                            input.name
                         ),
                     })
                 }
@@ -668,8 +736,9 @@ impl Encoder for SequenceEncoder {
         let mut start = 0;
         while start < ok.len() {
             let mut end = start + 1;
+            let most = self.max_batch();
             while end < ok.len()
-                && end - start < self.options.max_batch
+                && end - start < most
                 && (end - start + 1) * self.item_bytes(ok[end].1.ids.len())
                     <= self.options.memory_budget
             {

@@ -8,8 +8,10 @@ use std::path::Path;
 
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use crate::bundle::Modality;
+use crate::bundle::{Modality, SequenceSpec};
 use crate::error::{Error, Result};
+
+use super::cleanup::{self, Cleanup};
 
 /// An item that was cut to the model's maximum length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -36,9 +38,21 @@ pub struct SequenceTokenizer {
     modality: Modality,
     pad_id: u32,
     unk_id: Option<u32>,
+    cleanup: Cleanup,
 }
 
 impl SequenceTokenizer {
+    /// The tokenizer a bundle's sequence spec names (`tokenizer` in `dir`),
+    /// with its truncation, padding id and text clean-up.
+    pub fn from_spec(dir: &Path, spec: &SequenceSpec, modality: Modality) -> Result<Self> {
+        let mut t = Self::from_file(&dir.join(&spec.tokenizer), spec.max_length, modality)?;
+        if let Some(id) = spec.pad_id {
+            t.pad_id = id;
+        }
+        t.cleanup = spec.text_cleanup;
+        Ok(t)
+    }
+
     /// Loads `tokenizer.json` and sets truncation to `max_length` (padding off).
     pub fn from_file(path: &Path, max_length: usize, modality: Modality) -> Result<Self> {
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| Error::Bundle {
@@ -71,7 +85,23 @@ impl SequenceTokenizer {
             modality,
             pad_id,
             unk_id,
+            cleanup: Cleanup::None,
         })
+    }
+
+    /// Token ids of `input` after the clean-up, special tokens included and
+    /// truncated: what the Python tokenizer of the model gives (the parity
+    /// tests compare this). Empty text is tokenized too.
+    pub fn ids(&self, input: &str) -> Result<Vec<u32>> {
+        let text = cleanup::apply(self.cleanup, input);
+        let encoding = self
+            .tokenizer
+            .encode_char_offsets(text.as_str(), true)
+            .map_err(|e| Error::InvalidInput {
+                item: "text".into(),
+                reason: format!("tokenizer failed: {e}"),
+            })?;
+        Ok(encoding.get_ids().to_vec())
     }
 
     /// Id used for padding positions.
@@ -88,6 +118,16 @@ impl SequenceTokenizer {
         if input.trim().is_empty() {
             return Err(invalid(format!("empty {}", self.what())));
         }
+        let cleaned;
+        let input = if self.cleanup == Cleanup::None {
+            input
+        } else {
+            cleaned = cleanup::apply(self.cleanup, input);
+            if cleaned.trim_start_matches('\u{2581}').trim().is_empty() {
+                return Err(invalid(format!("empty {} after clean-up", self.what())));
+            }
+            cleaned.as_str()
+        };
         let encoding = self
             .tokenizer
             .encode_char_offsets(input, true)

@@ -248,16 +248,36 @@ impl Runtime {
         crate::sys::available_providers()
     }
 
-    /// Creates a session for the model file at `model`.
+    /// Creates a session for the model file at `model`. ONNX Runtime reads
+    /// the file itself, so external data files beside it (weights of models
+    /// over 2 GB) are found.
     pub fn session(&self, model: &Path, options: &SessionOptions) -> Result<ModelSession> {
-        let bytes = std::fs::read(model).map_err(|e| Error::io(model, e))?;
-        self.session_from_memory(&bytes, &model.display().to_string(), options)
+        if !model.is_file() {
+            return Err(Error::io(
+                model,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "model file not found"),
+            ));
+        }
+        self.session_from(
+            ModelSource::File(model),
+            &model.display().to_string(),
+            options,
+        )
     }
 
     /// Creates a session for an in-memory model; `name` names it in errors.
     pub fn session_from_memory(
         &self,
         model: &[u8],
+        name: &str,
+        options: &SessionOptions,
+    ) -> Result<ModelSession> {
+        self.session_from(ModelSource::Memory(model), name, options)
+    }
+
+    fn session_from(
+        &self,
+        model: ModelSource<'_>,
         name: &str,
         options: &SessionOptions,
     ) -> Result<ModelSession> {
@@ -313,16 +333,21 @@ impl Runtime {
             .map_err(|e| Error::onnx(ctx(), e))
     }
 
-    fn cpu_session(&self, model: &[u8], name: &str, options: &SessionOptions) -> Result<Session> {
-        self.builder(name, options)?
-            .commit_from_memory(model)
+    fn cpu_session(
+        &self,
+        model: ModelSource<'_>,
+        name: &str,
+        options: &SessionOptions,
+    ) -> Result<Session> {
+        model
+            .commit(self.builder(name, options)?)
             .map_err(|e| Error::onnx(format!("loading {name}"), e))
     }
 
     /// A session with the CUDA provider registered, or the real reason why not.
     fn cuda_session(
         &self,
-        model: &[u8],
+        model: ModelSource<'_>,
         name: &str,
         device_id: i32,
         options: &SessionOptions,
@@ -350,10 +375,10 @@ impl Runtime {
             .build()
             .error_on_failure();
         let builder = self.builder(name, options).map_err(|e| e.to_string())?;
-        let mut builder = builder
+        let builder = builder
             .with_execution_providers([provider])
             .map_err(|e| e.to_string())?;
-        builder.commit_from_memory(model).map_err(|e| e.to_string())
+        model.commit(builder).map_err(|e| e.to_string())
     }
 
     /// Runs the built-in probe model on `options.device` and reports which provider ran it.
@@ -376,6 +401,27 @@ impl Runtime {
             fallback: session.fallback.clone(),
             output_correct: ok,
         })
+    }
+}
+
+/// Where a session's model comes from.
+#[derive(Debug, Clone, Copy)]
+enum ModelSource<'a> {
+    /// A file, read by ONNX Runtime (external data resolved beside it).
+    File(&'a Path),
+    /// Bytes in memory (no external data).
+    Memory(&'a [u8]),
+}
+
+impl ModelSource<'_> {
+    fn commit(
+        self,
+        mut builder: ort::session::builder::SessionBuilder,
+    ) -> std::result::Result<Session, ort::Error> {
+        match self {
+            ModelSource::File(p) => builder.commit_from_file(p),
+            ModelSource::Memory(b) => builder.commit_from_memory(b),
+        }
     }
 }
 
