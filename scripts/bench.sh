@@ -10,7 +10,8 @@
 #   scripts/bench.sh --e2e-repeat 3  R for the e2e figure (default 1)
 #   scripts/bench.sh --real-budget-s 240   time budget for embedding the real dataset (default 360)
 #   scripts/bench.sh --threads 4     intra-op threads for encoding / index builds, both sides (default 2)
-#   scripts/bench.sh --only encode,ann,maxsim,e2e,storage   run a subset (default: all)
+#   scripts/bench.sh --only encode,import,ann,maxsim,e2e,storage   run a subset (default: all;
+#                                    `import` needs .weft/fixtures-venv, made by models/fixtures.sh)
 #   scripts/bench.sh --no-build      skip setup-ort / models/build.sh / cargo (use what is there)
 #   scripts/bench.sh --no-report     do not regenerate BENCHMARKS.md
 #
@@ -34,7 +35,7 @@ STORAGE_REPEAT=1
 REAL_BUDGET=""
 QUICK=0
 THREADS=2
-ONLY="encode,ann,maxsim,e2e,storage"
+ONLY="encode,import,ann,maxsim,e2e,storage"
 BUILD=1
 REPORT=1
 ARGS="$*"
@@ -91,8 +92,8 @@ if [[ $BUILD == 1 ]]; then
   scripts/setup-ort.sh 2>&1 | tee -a "$LOG"
   step "model bundles (models/build.sh --vl-only; from an empty .weft/ this is the slow part)"
   models/build.sh --vl-only 2>&1 | grep -v '^\(templates\|license\|description\) = ' | tee -a "$LOG"
-  step "cargo build --release --locked --examples"
-  cargo build --release --locked --examples 2>&1 | tee -a "$LOG"
+  step "cargo build --release --locked --bins --examples"
+  cargo build --release --locked --bins --examples 2>&1 | tee -a "$LOG"
 fi
 if [[ -z "${WEFT_ORT_LIB:-}" && -e .weft/onnxruntime/cpu/lib/libonnxruntime.so ]]; then
   export WEFT_ORT_LIB="$root/.weft/onnxruntime/cpu/lib/libonnxruntime.so"
@@ -228,6 +229,15 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
     w() { weft encode "$rep" encode --bundle "$BUNDLE" --images "$IMG_DIR" --threads "$THREADS" --repeat 1; }
     p() { record encode python "$rep" "$PY" bench/encode_python.py --bundle "$BUNDLE" --images "$IMG_DIR" --threads "$THREADS" --repeat 1; }
     if [[ $flip == 1 ]]; then w; p; else p; w; fi
+  fi
+
+  if want import && (( rep <= REPEAT )); then
+    for b in "${VIT_BUNDLES[@]}"; do
+      step "encode $(basename "$b") (rep $rep/$REPEAT)"
+      w() { weft encode "$rep" encode --bundle "$b" --images "$IMG_DIR" --threads "$THREADS" --repeat 1; }
+      p() { record encode python "$rep" "$PY" bench/encode_python.py --bundle "$b" --images "$IMG_DIR" --threads "$THREADS" --repeat 1 --outputs embeds; }
+      if [[ $flip == 1 ]]; then w; p; else p; w; fi
+    done
   fi
 
   if want maxsim && (( rep <= REPEAT )); then

@@ -435,3 +435,118 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The manifest an import writes is fixed by its inputs: byte for byte the
+/// committed golden (`WEFT_BLESS=1` rewrites it after a deliberate change).
+/// `tests/golden/bundle-v1.toml` is a version-1 manifest; both must keep reading.
+#[test]
+fn manifests_of_both_formats_match_their_goldens() {
+    let imp = import_fixture("hf-clip", ImportOptions::new("golden"));
+    let written = std::fs::read_to_string(imp.report.bundle.join("bundle.toml")).unwrap();
+    let golden = root().join("tests/golden/bundle-v2.toml");
+    if std::env::var_os("WEFT_BLESS").is_some() {
+        std::fs::write(&golden, &written).unwrap();
+    }
+    assert_eq!(
+        written,
+        std::fs::read_to_string(&golden).unwrap(),
+        "the imported manifest changed; if on purpose, rerun with WEFT_BLESS=1"
+    );
+    let v2: weft::bundle::Manifest = toml::from_str(&written).unwrap();
+    assert_eq!(v2.format_version, 2);
+    let text = &v2.text.as_ref().unwrap().model;
+    assert!(text.inputs.iter().all(|i| i.role.is_some()));
+    assert!(v2
+        .import
+        .as_ref()
+        .unwrap()
+        .facts
+        .iter()
+        .any(|f| f.contains("preprocessor_config.json")));
+
+    let v1_text = std::fs::read_to_string(root().join("tests/golden/bundle-v1.toml")).unwrap();
+    assert_eq!(
+        v1_text,
+        std::fs::read_to_string(root().join("tests/bundles/tiny-vl/bundle.toml")).unwrap(),
+        "the version-1 golden is tiny-vl's manifest"
+    );
+    let v1: weft::bundle::Manifest = toml::from_str(&v1_text).unwrap();
+    assert_eq!(v1.format_version, 1);
+    let inputs = &v1.text.as_ref().unwrap().model.inputs;
+    assert_eq!(inputs[0].role, None);
+    assert_eq!(
+        inputs[0].resolved_role(false),
+        Some(weft::bundle::InputRole::Ids)
+    );
+    assert_eq!(
+        v1.image.as_ref().unwrap().resize_rounding,
+        weft::bundle::Rounding::HalfUp
+    );
+    assert_eq!(v1.zero_shot.scoring, ZeroShotScoring::Softmax);
+    Bundle::open(root().join("tests/bundles/tiny-vl")).unwrap();
+}
+
+/// The converted tokenizer on CLIP's real 49,408-token vocabulary (taken
+/// from the open-clip-torch wheel by models/fetch.py) against open_clip.
+#[test]
+fn clip_bpe_conversion_matches_open_clip_on_the_full_vocabulary() {
+    let vocab = root().join(".weft/src/open_clip/bpe_simple_vocab_16e6.txt.gz");
+    if !vocab.is_file() {
+        assert!(
+            std::env::var_os("WEFT_REQUIRE_STARTER").is_none(),
+            "WEFT_REQUIRE_STARTER is set but {} is missing: run models/build.sh",
+            vocab.display()
+        );
+        eprintln!("SKIPPED: {} missing (run models/build.sh)", vocab.display());
+        return;
+    }
+    let (json, sizes) = weft::import::tokenizer::clip_bpe_json(&vocab).unwrap();
+    assert_eq!(sizes.size, 49408);
+    assert_eq!((sizes.start, sizes.end), (49406, 49407));
+    let dir = TempDir::new("full-vocab");
+    std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
+    let spec: weft::bundle::SequenceSpec = toml::from_str(
+        r#"
+        model = "text.onnx"
+        model_sha256 = "00"
+        dim = 512
+        inputs = [{ name = "text", dtype = "int64", role = "ids" }]
+        embeds_output = "text_embeds"
+        tokenizer = "tokenizer.json"
+        tokenizer_sha256 = "00"
+        max_length = 77
+        padding = "max_length"
+        pad_id = 0
+        text_cleanup = "clip"
+        "#,
+    )
+    .unwrap();
+    let tok = SequenceTokenizer::from_spec(dir.path(), &spec, Modality::Text).unwrap();
+    let gold: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tokenizer-open-clip-full.json")).unwrap(),
+    )
+    .unwrap();
+    let strings = gold["strings"].as_array().unwrap();
+    assert!(strings.len() >= 1000);
+    let wrong: Vec<String> = strings
+        .iter()
+        .filter_map(|s| {
+            let text = s["text"].as_str().unwrap();
+            let want: Vec<u32> = s["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            let got = tok.ids(text).unwrap();
+            (got != want).then(|| format!("{text:?}: weft {got:?} open_clip {want:?}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} differ:\n{}",
+        wrong.len(),
+        strings.len(),
+        wrong[..wrong.len().min(10)].join("\n")
+    );
+}

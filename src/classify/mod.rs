@@ -1,6 +1,8 @@
 //! Zero-shot classification: labels embedded through prompt templates,
-//! probabilities by a softmax with the bundle's logit scale, top-k, abstain,
-//! multi-label thresholds, and bulk tagging of a collection.
+//! probabilities as the model defines them (CLIP: a softmax over the labels
+//! with the bundle's logit scale; SigLIP: an independent sigmoid per label
+//! with its logit scale and bias), top-k, abstain, multi-label thresholds,
+//! and bulk tagging of a collection.
 //!
 //! A label's embedding is the normalised mean of the text encoder's
 //! embeddings of every template with the label filled in (CLIP's prompt
@@ -12,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::bundle::Modality;
+use crate::bundle::{Modality, ZeroShot, ZeroShotScoring};
 use crate::encoder::{BundleEncoders, Input};
 use crate::error::{Error, Result};
 use crate::score::{self, MaxSimScratch};
@@ -37,7 +39,8 @@ pub enum LabelScoring {
 pub struct ClassifyOptions {
     /// Templates with `{}`; `None` = the bundle's `[zero_shot] templates`.
     pub templates: Option<Vec<String>>,
-    /// Softmax temperature; `None` = 1 / the bundle's logit scale.
+    /// Temperature; `None` = 1 / the bundle's logit scale. (SigLIP bundles
+    /// keep their logit bias.)
     pub temperature: Option<f32>,
     /// Labels returned, best first. Default 5.
     pub top_k: usize,
@@ -112,7 +115,8 @@ pub struct LabelScore {
     pub label: String,
     /// Cosine (or FILIP) score.
     pub score: f32,
-    /// Softmax probability over the labels.
+    /// Probability: softmax over the labels (CLIP), or this label's own
+    /// sigmoid (SigLIP: probabilities do not sum to 1).
     pub probability: f32,
 }
 
@@ -354,12 +358,16 @@ impl Classifier {
                     .collect()
             }
         };
-        let scale = match options.temperature {
-            Some(t) if t > 0.0 => 1.0 / t,
-            Some(t) => return Err(invalid(format!("temperature {t} must be > 0"))),
-            None => self.encoders.bundle().manifest().zero_shot.logit_scale,
-        };
-        Ok(decide(labels, &scores, scale, options))
+        if let Some(t) = options.temperature {
+            if t.is_nan() || t <= 0.0 {
+                return Err(invalid(format!("temperature {t} must be > 0")));
+            }
+        }
+        let scoring = Scoring::of(
+            &self.encoders.bundle().manifest().zero_shot,
+            options.temperature,
+        );
+        Ok(decide(labels, &scores, scoring, options))
     }
 
     /// Label embeddings for bulk use (tagging), in label order.
@@ -377,27 +385,74 @@ impl Classifier {
     }
 }
 
-/// Softmax, top-k, abstain and multi-label from raw scores.
+/// How raw scores become probabilities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scoring {
+    /// Softmax over the labels, or a sigmoid per label.
+    pub kind: ZeroShotScoring,
+    /// Multiplier of the scores.
+    pub scale: f32,
+    /// Added after scaling (sigmoid only).
+    pub bias: f32,
+}
+
+impl Scoring {
+    /// The bundle's zero-shot scoring; `temperature` replaces its scale by `1 / temperature`.
+    pub fn of(zero_shot: &ZeroShot, temperature: Option<f32>) -> Scoring {
+        Scoring {
+            kind: zero_shot.scoring,
+            scale: temperature
+                .filter(|t| *t > 0.0)
+                .map_or(zero_shot.logit_scale, |t| 1.0 / t),
+            bias: zero_shot.logit_bias.unwrap_or(0.0),
+        }
+    }
+
+    /// CLIP's softmax with `scale`.
+    pub fn softmax(scale: f32) -> Scoring {
+        Scoring {
+            kind: ZeroShotScoring::Softmax,
+            scale,
+            bias: 0.0,
+        }
+    }
+
+    /// The probabilities of `scores`.
+    pub fn probabilities(&self, scores: &[f32]) -> Vec<f32> {
+        match self.kind {
+            ZeroShotScoring::Softmax => {
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f32> = scores
+                    .iter()
+                    .map(|s| ((s - max) * self.scale).exp())
+                    .collect();
+                let total: f32 = exps.iter().sum();
+                exps.iter().map(|e| e / total).collect()
+            }
+            ZeroShotScoring::Sigmoid => scores
+                .iter()
+                .map(|s| 1.0 / (1.0 + (-(s * self.scale + self.bias)).exp()))
+                .collect(),
+        }
+    }
+}
+
+/// Probabilities, top-k, abstain and multi-label from raw scores.
 pub fn decide(
     labels: &[String],
     scores: &[f32],
-    logit_scale: f32,
+    scoring: Scoring,
     options: &ClassifyOptions,
 ) -> Classification {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exps: Vec<f32> = scores
-        .iter()
-        .map(|s| ((s - max) * logit_scale).exp())
-        .collect();
-    let total: f32 = exps.iter().sum();
+    let probabilities = scoring.probabilities(scores);
     let mut ranked: Vec<LabelScore> = labels
         .iter()
         .zip(scores)
-        .zip(&exps)
-        .map(|((l, s), e)| LabelScore {
+        .zip(&probabilities)
+        .map(|((l, s), p)| LabelScore {
             label: l.clone(),
             score: *s,
-            probability: e / total,
+            probability: *p,
         })
         .collect();
     ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -503,17 +558,10 @@ pub fn tag_collection(
             )
         ])
     );
-    let scale = match options.temperature {
-        Some(t) if t > 0.0 => 1.0 / t,
-        _ => {
-            classifier
-                .encoders
-                .bundle()
-                .manifest()
-                .zero_shot
-                .logit_scale
-        }
-    };
+    let scoring = Scoring::of(
+        &classifier.encoders.bundle().manifest().zero_shot,
+        options.temperature,
+    );
     let snap = collection.snapshot();
     let docs: Vec<_> = snap.live_docs().collect();
     let mut report = TagReport {
@@ -535,7 +583,7 @@ pub fn tag_collection(
             .iter()
             .map(|v| crate::index::dot(emb, v))
             .collect();
-        let c = decide(labels, &scores, scale, options);
+        let c = decide(labels, &scores, scoring, options);
         if write {
             let tags: Vec<String> = match &c.on {
                 Some(on) => on.clone(),
@@ -560,4 +608,79 @@ pub fn tag_collection(
         collection.commit()?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("label {i}")).collect()
+    }
+
+    #[test]
+    fn softmax_probabilities_sum_to_one() {
+        let c = decide(
+            &labels(3),
+            &[0.3, 0.25, 0.1],
+            Scoring::softmax(100.0),
+            &ClassifyOptions::default(),
+        );
+        let total: f32 = c.labels.iter().map(|l| l.probability).sum();
+        assert!((total - 1.0).abs() < 1e-5, "{total}");
+        assert_eq!(c.best.as_deref(), Some("label 0"));
+        assert!(c.labels[0].probability > 0.99);
+    }
+
+    #[test]
+    fn sigmoid_probabilities_are_independent_per_label() {
+        let scoring = Scoring {
+            kind: ZeroShotScoring::Sigmoid,
+            scale: 10.0,
+            bias: -3.0,
+        };
+        let two = decide(
+            &labels(2),
+            &[0.3, 0.1],
+            scoring,
+            &ClassifyOptions::default(),
+        );
+        let three = decide(
+            &labels(3),
+            &[0.3, 0.1, 0.31],
+            scoring,
+            &ClassifyOptions::default(),
+        );
+        let p0 = |c: &Classification| {
+            c.labels
+                .iter()
+                .find(|l| l.label == "label 0")
+                .unwrap()
+                .probability
+        };
+        assert_eq!(
+            p0(&two),
+            p0(&three),
+            "adding a label leaves the others alone"
+        );
+        assert!((p0(&two) - 1.0 / (1.0 + (-(0.3f32 * 10.0 - 3.0)).exp())).abs() < 1e-6);
+        let total: f32 = three.labels.iter().map(|l| l.probability).sum();
+        assert!(
+            (total - 1.0).abs() > 0.1,
+            "sigmoid probabilities need not sum to 1: {total}"
+        );
+    }
+
+    #[test]
+    fn a_temperature_replaces_the_scale_and_keeps_the_bias() {
+        let z = ZeroShot {
+            scoring: ZeroShotScoring::Sigmoid,
+            logit_scale: 10.0,
+            logit_bias: Some(-2.0),
+            templates: vec!["{}".into()],
+        };
+        let s = Scoring::of(&z, Some(0.5));
+        assert_eq!((s.scale, s.bias), (2.0, -2.0));
+        assert_eq!(Scoring::of(&z, None).scale, 10.0);
+    }
 }

@@ -201,9 +201,17 @@ struct ImportArgs {
     /// Token outputs for late interaction: `auto` adds them where the graph allows, `none` skips them.
     #[arg(long, default_value = "auto", value_parser = ["auto", "none"])]
     tokens: String,
-    /// Also write int8 weights (dynamic quantization; runs models/quantize.py with .weft/venv's Python).
+    /// Write int8 weights (dynamic quantization of MatMul weights, by
+    /// ONNX Runtime's Python quantizer) and report the measured speed and
+    /// cosine against fp32.
     #[arg(long, value_parser = ["int8"])]
     quantize: Option<String>,
+    /// With --quantize: the Python that has onnxruntime (default: WEFT_PYTHON, .weft/venv/bin/python, python3).
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
+    /// With --quantize: photos to measure on (default: .weft/data/photos, else synthetic images).
+    #[arg(long, value_name = "DIR")]
+    sample_images: Option<PathBuf>,
     /// The logit scale (the multiplier exp(t)) when the export does not carry one.
     #[arg(long)]
     logit_scale: Option<f32>,
@@ -627,7 +635,12 @@ fn import(env: &Env, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let dir = import_dir(env);
     let report = weft::import::import(&runtime, &args.src, &dir, &options)?;
     let quantized = match args.quantize {
-        Some(_) => Some(quantize::run(env, &report)?),
+        Some(_) => Some(quantize::run(
+            env,
+            &report,
+            args.python.as_deref(),
+            args.sample_images.as_deref(),
+        )?),
         None => None,
     };
     if args.json {

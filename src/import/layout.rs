@@ -612,18 +612,32 @@ fn hf_image(
             pre.rel
         )));
     }
-    let resample = facts.number(
-        "image.interpolation",
-        Some(pre),
-        &["resample"],
-        Some((default_resample, &default("bicubic"))),
-    )?;
-    let interpolation = pil_filter(resample as i64).ok_or_else(|| {
+    let (resample, resample_src) = match pre.get(&["resample"]) {
+        Some(v) => (
+            v.as_i64().ok_or_else(|| {
+                facts.refuse(format!(
+                    "{} is `{v}`, expected a PIL filter number",
+                    pre.at(&["resample"])
+                ))
+            })?,
+            pre.at(&["resample"]),
+        ),
+        None => (default_resample as i64, default("bicubic")),
+    };
+    let interpolation = pil_filter(resample).ok_or_else(|| {
         facts.refuse(format!(
             "{}: resample {resample} is a PIL filter weft does not have (nearest 0, lanczos 1, bilinear 2, bicubic 3)",
             pre.at(&["resample"])
         ))
     })?;
+    facts.note(
+        "image.interpolation",
+        format!(
+            "{} (PIL resample {resample})",
+            format!("{interpolation:?}").to_lowercase()
+        ),
+        resample_src,
+    );
     let scale = if flag(&["do_rescale"], true) {
         facts.number(
             "image.scale",

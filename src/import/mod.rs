@@ -544,7 +544,7 @@ pub fn import(
             notes: notes.clone(),
         }),
     };
-    let toml = toml::to_string(&manifest)
+    let toml = toml::to_string_pretty(&manifest)
         .map_err(|e| refuse(&work.path, format!("cannot write the manifest: {e}")))?;
     write_synced(&work.path.join(bundle::MANIFEST_FILE), toml.as_bytes())?;
 

@@ -1,0 +1,314 @@
+//! Every import layout through the `weft` binary and the daemon: one
+//! `weft models import`, then `models verify`, `doctor`, `index`, `search`
+//! (global, filip, hybrid), `classify`, and the same over HTTP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Case {
+    fixture: &'static str,
+    extra: &'static [&'static str],
+    image_tokens: bool,
+    sigmoid: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        fixture: "hf-clip",
+        extra: &[],
+        image_tokens: true,
+        sigmoid: false,
+    },
+    Case {
+        fixture: "hf-clip-split",
+        extra: &[],
+        image_tokens: true,
+        sigmoid: false,
+    },
+    Case {
+        fixture: "open-clip",
+        extra: &[],
+        image_tokens: true,
+        sigmoid: false,
+    },
+    Case {
+        fixture: "mobileclip",
+        extra: &[],
+        image_tokens: false,
+        sigmoid: false,
+    },
+    Case {
+        fixture: "immich",
+        extra: &["--logit-scale", "100"],
+        image_tokens: true,
+        sigmoid: false,
+    },
+    Case {
+        fixture: "hf-siglip",
+        extra: &[],
+        image_tokens: false,
+        sigmoid: true,
+    },
+    Case {
+        fixture: "hf-siglip-split",
+        extra: &[],
+        image_tokens: false,
+        sigmoid: true,
+    },
+];
+
+fn temp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("weft-import-e2e-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn weft(models: &Path, collections: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--models-dir")
+        .arg(models)
+        .arg("--collections-dir")
+        .arg(collections)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what}: exit {:?}\n{stdout}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn every_layout_imports_indexes_searches_and_classifies_through_the_cli() {
+    for case in CASES {
+        let name = case.fixture;
+        let dir = temp(name);
+        let (models, cols) = (dir.join("models"), dir.join("collections"));
+        let fixture = format!("{ROOT}/tests/fixtures/import/{name}");
+        let mut args = vec!["models", "import", fixture.as_str(), "--name", name];
+        args.extend(case.extra);
+        let out = ok(&weft(&models, &cols, &args), &format!("{name}: import"));
+        assert!(out.contains("where each value came from"), "{out}");
+        ok(
+            &weft(&models, &cols, &["models", "verify", name]),
+            &format!("{name}: verify"),
+        );
+        let doctor = weft(&models, &cols, &["doctor", "--verify", "--json"]);
+        let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+        let found = report.to_string();
+        assert!(
+            found.contains(name),
+            "{name}: doctor does not list the bundle: {found}"
+        );
+        assert_eq!(doctor.status.code(), Some(0), "{name}: doctor: {found}");
+
+        let data = format!("{ROOT}/tests/data");
+        ok(
+            &weft(
+                &models,
+                &cols,
+                &["index", &data, "--collection", "c", "--bundle", name],
+            ),
+            &format!("{name}: index"),
+        );
+        for scorer in ["global", "filip", "hybrid"] {
+            let out = weft(
+                &models,
+                &cols,
+                &[
+                    "search",
+                    "a red square",
+                    "--collection",
+                    "c",
+                    "--scorer",
+                    scorer,
+                    "--json",
+                ],
+            );
+            if scorer != "global" && !case.image_tokens {
+                assert_eq!(
+                    out.status.code(),
+                    Some(4),
+                    "{name} {scorer}: a global-only bundle refuses late interaction"
+                );
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(err.contains("token"), "{name} {scorer}: {err}");
+                continue;
+            }
+            let stdout = ok(&out, &format!("{name}: search {scorer}"));
+            let v: Value = serde_json::from_str(&stdout).unwrap();
+            let hits = v.as_array().or_else(|| v["hits"].as_array()).unwrap();
+            assert_eq!(hits.len(), 4, "{name} {scorer}: {stdout}");
+        }
+        let out = ok(
+            &weft(
+                &models,
+                &cols,
+                &[
+                    "classify",
+                    &format!("{data}/rgb_64x48.png"),
+                    "--labels",
+                    "red,green,blue",
+                    "--bundle",
+                    name,
+                    "--json",
+                ],
+            ),
+            &format!("{name}: classify"),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        let total: f64 = v["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["probability"].as_f64().unwrap())
+            .sum();
+        if case.sigmoid {
+            assert!(
+                (0.0..=3.0).contains(&total),
+                "{name}: sigmoid probabilities {total}"
+            );
+        } else {
+            assert!(
+                (total - 1.0).abs() < 1e-3,
+                "{name}: softmax probabilities sum to {total}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(models: &Path, collections: &Path, bundle: &str) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .arg("--models-dir")
+            .arg(models)
+            .arg("--collections-dir")
+            .arg(collections)
+            .args(["serve", "--bind", "127.0.0.1:0", "--bundle", bundle])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line.trim().rsplit("http://").next().unwrap().to_string();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn post(addr: &str, path: &str, body: Value) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.to_string();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
+}
+
+fn b64(file: &str) -> String {
+    base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(format!("{ROOT}/tests/data/{file}")).unwrap())
+}
+
+#[test]
+fn every_layout_serves_search_and_classify_over_http() {
+    for case in CASES {
+        let name = case.fixture;
+        let dir = temp(&format!("http-{name}"));
+        let (models, cols) = (dir.join("models"), dir.join("collections"));
+        let fixture = format!("{ROOT}/tests/fixtures/import/{name}");
+        let mut args = vec!["models", "import", fixture.as_str(), "--name", name];
+        args.extend(case.extra);
+        ok(&weft(&models, &cols, &args), &format!("{name}: import"));
+        let srv = Server::start(&models, &cols, name);
+        let a = srv.addr.clone();
+        assert_eq!(
+            post(&a, "/collections", json!({"name": "c", "bundle": name})).0,
+            201,
+            "{name}"
+        );
+        let (s, v) = post(
+            &a,
+            "/collections/c/items",
+            json!({"items": [
+                {"id": "red", "image_base64": b64("rgb_64x48.png")},
+                {"id": "grey", "image_base64": b64("grey_30x50.png")},
+                {"id": "note", "text": "a note about a red car"}
+            ]}),
+        );
+        assert_eq!(s, 200, "{name}: {v}");
+        for scorer in ["global", "filip", "hybrid"] {
+            let (s, v) = post(
+                &a,
+                "/collections/c/search",
+                json!({"text": "a red square", "k": 3, "scorer": scorer}),
+            );
+            if scorer != "global" && !case.image_tokens {
+                assert_eq!(s, 422, "{name} {scorer}: {v}");
+                assert!(
+                    v["error"]["message"].as_str().unwrap().contains("token"),
+                    "{name} {scorer}: {v}"
+                );
+                continue;
+            }
+            assert_eq!(s, 200, "{name} {scorer}: {v}");
+            assert!(
+                !v["hits"].as_array().unwrap().is_empty(),
+                "{name} {scorer}: {v}"
+            );
+        }
+        let (s, v) = post(
+            &a,
+            "/classify",
+            json!({"image_base64": b64("rgb_64x48.png"), "labels": ["red", "blue"], "bundle": name}),
+        );
+        assert_eq!(s, 200, "{name}: {v}");
+        assert_eq!(v["labels"].as_array().unwrap().len(), 2, "{name}: {v}");
+        drop(srv);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
