@@ -25,7 +25,12 @@ def main() -> None:
     except ImportError as e:
         sys.exit(f"quantize.py: onnxruntime's quantization tools are missing ({e}); "
                  f"install them with `{sys.executable} -m pip install onnxruntime==1.31.1 onnx`")
-    large = src.stat().st_size > (1 << 30) or any(src.parent.glob(src.name + ".data"))
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    # Weights in external data files (models over 2 GB) stay external in the output.
+    graph = onnx.load(str(src), load_external_data=False).graph
+    large = src.stat().st_size > (1 << 30) or any(uses_external_data(t) for t in graph.initializer)
     quantize_dynamic(
         model_input=str(src),
         model_output=str(dst),

@@ -102,7 +102,19 @@ fn check_parity(name: &str, pixel_family: &str, options: ImportOptions) -> Impor
         BundleEncoders::new(runtime(), imp.bundle.clone(), EncoderOptions::default()).unwrap();
     let spec = imp.bundle.image_spec().unwrap().clone();
     let [h, w] = spec.size;
+    let photo_dir = photos();
+    let mut compared = 0;
     for (photo, want) in gold["photos"].as_object().unwrap() {
+        // The whole pipeline from the photo file (weft's decode and resize).
+        if let Some(dir) = &photo_dir {
+            let path = dir.join(photo);
+            let got = enc.encode(&[Input::ImagePath(&path)]).remove(0).unwrap();
+            let c = cos(&got.embedding, &floats(&want["embedding"]));
+            assert!(
+                c >= 0.999,
+                "{name} {photo}: from the file, pooled embedding cosine {c} < 0.999"
+            );
+        }
         if !fixture("pixels")
             .join(pixel_family)
             .join(format!("{photo}.rgb8.gz"))
@@ -110,6 +122,7 @@ fn check_parity(name: &str, pixel_family: &str, options: ImportOptions) -> Impor
         {
             continue;
         }
+        compared += 1;
         let px = pixels(pixel_family, photo);
         let got = enc
             .encode(&[Input::Rgb8 {
@@ -142,6 +155,10 @@ fn check_parity(name: &str, pixel_family: &str, options: ImportOptions) -> Impor
             );
         }
     }
+    assert!(
+        compared > 0,
+        "{name}: no photo had the Python processor's pixels"
+    );
     for (text, want) in gold["texts"].as_object().unwrap() {
         let got = enc.encode(&[Input::Text(text)]).remove(0).unwrap();
         let c = cos(&got.embedding, &floats(&want["embedding"]));
@@ -303,7 +320,12 @@ fn immich_without_a_logit_scale_is_refused_with_what_was_looked_for() {
         err.contains("--logit-scale") && err.contains("Looked in"),
         "{err}"
     );
-    assert!(!dir.path().join("x").exists(), "nothing is left behind");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "nothing is left behind: {left:?}");
 }
 
 #[test]
@@ -323,6 +345,14 @@ fn hf_siglip_single_file() {
         text.padding,
         Padding::MaxLength,
         "SigLIP pools the last position"
+    );
+    assert!(
+        imp.report
+            .facts
+            .iter()
+            .any(|f| f.field == "text.padding" && f.source.contains("probed")),
+        "the padding was checked by running the graph: {:?}",
+        imp.report.facts
     );
     assert_eq!(
         imp.bundle.image_spec().unwrap().resize,
@@ -442,7 +472,10 @@ impl Drop for TempDir {
 #[test]
 fn manifests_of_both_formats_match_their_goldens() {
     let imp = import_fixture("hf-clip", ImportOptions::new("golden"));
-    let written = std::fs::read_to_string(imp.report.bundle.join("bundle.toml")).unwrap();
+    // The weft version is in the manifest; the golden holds a placeholder.
+    let written = std::fs::read_to_string(imp.report.bundle.join("bundle.toml"))
+        .unwrap()
+        .replace(env!("CARGO_PKG_VERSION"), "WEFT_VERSION");
     let golden = root().join("tests/golden/bundle-v2.toml");
     if std::env::var_os("WEFT_BLESS").is_some() {
         std::fs::write(&golden, &written).unwrap();
@@ -453,6 +486,7 @@ fn manifests_of_both_formats_match_their_goldens() {
         "the imported manifest changed; if on purpose, rerun with WEFT_BLESS=1"
     );
     let v2: weft::bundle::Manifest = toml::from_str(&written).unwrap();
+    assert_eq!(v2.import.as_ref().unwrap().weft_version, "WEFT_VERSION");
     assert_eq!(v2.format_version, 2);
     let text = &v2.text.as_ref().unwrap().model;
     assert!(text.inputs.iter().all(|i| i.role.is_some()));

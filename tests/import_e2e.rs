@@ -65,11 +65,26 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn temp(tag: &str) -> PathBuf {
+/// A temporary folder, removed when dropped (also when an assertion fails).
+struct Temp(PathBuf);
+
+impl Temp {
+    fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp(tag: &str) -> Temp {
     let d = std::env::temp_dir().join(format!("weft-import-e2e-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    Temp(d)
 }
 
 fn weft(models: &Path, collections: &Path, args: &[&str]) -> Output {
@@ -173,24 +188,38 @@ fn every_layout_imports_indexes_searches_and_classifies_through_the_cli() {
             &format!("{name}: classify"),
         );
         let v: Value = serde_json::from_str(&out).unwrap();
-        let total: f64 = v["labels"]
-            .as_array()
-            .unwrap()
+        let labels = v["labels"].as_array().unwrap();
+        let total: f64 = labels
             .iter()
             .map(|l| l["probability"].as_f64().unwrap())
             .sum();
         if case.sigmoid {
-            assert!(
-                (0.0..=3.0).contains(&total),
-                "{name}: sigmoid probabilities {total}"
+            // Each label's own sigmoid of scale * cosine + bias, from the bundle's manifest.
+            let manifest: toml::Value = toml::from_str(
+                &std::fs::read_to_string(models.join(name).join("bundle.toml")).unwrap(),
+            )
+            .unwrap();
+            let z = &manifest["zero_shot"];
+            let (scale, bias) = (
+                z["logit_scale"].as_float().unwrap(),
+                z["logit_bias"].as_float().unwrap(),
             );
+            for l in labels {
+                let s = l["score"].as_f64().unwrap();
+                let want = 1.0 / (1.0 + (-(s * scale + bias)).exp());
+                let got = l["probability"].as_f64().unwrap();
+                assert!(
+                    (got - want).abs() < 1e-4,
+                    "{name}: sigmoid probability {got}, expected {want}"
+                );
+            }
         } else {
             assert!(
                 (total - 1.0).abs() < 1e-3,
                 "{name}: softmax probabilities sum to {total}"
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
     }
 }
 
@@ -309,6 +338,6 @@ fn every_layout_serves_search_and_classify_over_http() {
         assert_eq!(s, 200, "{name}: {v}");
         assert_eq!(v["labels"].as_array().unwrap().len(), 2, "{name}: {v}");
         drop(srv);
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
     }
 }

@@ -380,6 +380,9 @@ pub enum Rounding {
     HalfUp,
     /// Half to even: Python's `round` (torchvision's CenterCrop).
     HalfEven,
+    /// For the long side only: `int((long / short) * size)` in doubles, as
+    /// Immich computes it (one pixel less than exact for some sizes).
+    FloatRatio,
 }
 
 impl Rounding {
@@ -387,7 +390,7 @@ impl Rounding {
     pub fn div(self, num: u64, den: u64) -> u64 {
         let (q, r) = (num / den, num % den);
         match self {
-            Rounding::Floor => q,
+            Rounding::Floor | Rounding::FloatRatio => q,
             Rounding::HalfUp => (2 * num + den) / (2 * den),
             Rounding::HalfEven => {
                 if 2 * r > den || (2 * r == den && q % 2 == 1) {

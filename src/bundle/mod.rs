@@ -541,8 +541,11 @@ pub fn scan(dirs: &[PathBuf], deep: bool) -> Vec<BundleStatus> {
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
+        // Hidden folders are work in progress (an import or quantization
+        // being written, or left by a killed one), not bundles.
         let mut paths: Vec<PathBuf> = entries
             .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path())
             .filter(|p| p.join(MANIFEST_FILE).is_file())
             .collect();

@@ -196,7 +196,15 @@ pub fn run(
         Ok(r) => {
             let old = parent.join(format!(".{}-fp32-{}", report.name, std::process::id()));
             std::fs::rename(&fp32_dir, &old)?;
-            std::fs::rename(&int8_dir, &fp32_dir)?;
+            if let Err(e) = std::fs::rename(&int8_dir, &fp32_dir) {
+                // Put the fp32 bundle back rather than leave no bundle at all.
+                let _ = std::fs::rename(&old, &fp32_dir);
+                let _ = std::fs::remove_dir_all(&int8_dir);
+                return Err(anyhow::Error::from(e).context(format!(
+                    "moving the int8 bundle into {}; the fp32 bundle is kept",
+                    fp32_dir.display()
+                )));
+            }
             std::fs::remove_dir_all(&old)?;
             Ok(r)
         }

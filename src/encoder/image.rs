@@ -162,6 +162,15 @@ pub fn to_rgb_on_white(img: DynamicImage) -> RgbImage {
 /// (version-1 bundles: half up, as `models/reference.py`; transformers and
 /// torchvision: down).
 pub(crate) fn shortest_side_size(w: u32, h: u32, shortest: u32, rounding: Rounding) -> (u32, u32) {
+    if rounding == Rounding::FloatRatio {
+        let long =
+            |a: u32, b: u32| ((f64::from(a) / f64::from(b)) * f64::from(shortest)).max(1.0) as u32;
+        return if w < h {
+            (shortest, long(h, w))
+        } else {
+            (long(w, h), shortest)
+        };
+    }
     let (w, h, s) = (u64::from(w), u64::from(h), u64::from(shortest));
     if w <= h {
         (s as u32, rounding.div(h * s, w).max(1) as u32)
@@ -362,6 +371,19 @@ mod tests {
         assert_eq!(
             centre_crop_origin(256, 256, 224, 224, Rounding::Floor),
             (16, 16)
+        );
+    }
+
+    #[test]
+    fn immich_rounds_in_doubles() {
+        // int((115 / 112) * 224) = 229 in doubles; exactly it is 230.
+        assert_eq!(
+            shortest_side_size(112, 115, 224, Rounding::FloatRatio),
+            (224, 229)
+        );
+        assert_eq!(
+            shortest_side_size(112, 115, 224, Rounding::Floor),
+            (224, 230)
         );
     }
 

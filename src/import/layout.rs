@@ -238,6 +238,24 @@ impl Facts<'_> {
         }
     }
 
+    /// A positive whole number (a size, a length).
+    fn count(
+        &mut self,
+        field: &str,
+        json: Option<&Json>,
+        keys: &[&str],
+        default: Option<(f64, &str)>,
+    ) -> Result<usize> {
+        let n = self.number(field, json, keys, default)?;
+        if n.fract() != 0.0 || !(1.0..=1e9).contains(&n) {
+            return Err(self.refuse(format!(
+                "{} is {n}, expected a positive whole number",
+                json.map_or_else(|| keys.join("."), |j| j.at(keys))
+            )));
+        }
+        Ok(n as usize)
+    }
+
     fn triple(
         &mut self,
         field: &str,
@@ -408,7 +426,7 @@ fn hugging_face(dir: &Path, facts: &mut Facts<'_>) -> Result<Source> {
         Family::Clip => (224.0, 32.0, "CLIPVisionConfig"),
         Family::Siglip => (224.0, 16.0, "SiglipVisionConfig"),
     };
-    let model_size = facts.number(
+    let model_size = facts.count(
         "image.model_size",
         Some(&config),
         &["vision_config", "image_size"],
@@ -416,8 +434,8 @@ fn hugging_face(dir: &Path, facts: &mut Facts<'_>) -> Result<Source> {
             vision_default_size,
             &format!("transformers {class} default"),
         )),
-    )? as usize;
-    let patch = facts.number(
+    )?;
+    let patch = facts.count(
         "image.patch_size",
         Some(&config),
         &["vision_config", "patch_size"],
@@ -425,12 +443,12 @@ fn hugging_face(dir: &Path, facts: &mut Facts<'_>) -> Result<Source> {
             vision_default_patch,
             &format!("transformers {class} default"),
         )),
-    )? as usize;
+    )?;
     let image = hf_image(&pre, model_size, family, facts)?;
 
     // Text: tokenizer files.
     let tok_cfg = Json::load(dir, "tokenizer_config.json")?;
-    let max_pos = facts.number(
+    let max_pos = facts.count(
         "text.max_position_embeddings",
         Some(&config),
         &["text_config", "max_position_embeddings"],
@@ -438,7 +456,7 @@ fn hugging_face(dir: &Path, facts: &mut Facts<'_>) -> Result<Source> {
             Family::Clip => (77.0, "transformers CLIPTextConfig default"),
             Family::Siglip => (64.0, "transformers SiglipTextConfig default"),
         }),
-    )? as usize;
+    )?;
     let mut max_length = max_pos;
     if let Some(t) = &tok_cfg {
         if let Some(m) = t.get(&["model_max_length"]).and_then(Value::as_f64) {
@@ -543,7 +561,7 @@ fn hugging_face(dir: &Path, facts: &mut Facts<'_>) -> Result<Source> {
         "text.padding",
         if pad_to_max { "max_length" } else { "longest" },
         match family {
-            Family::Siglip => "SigLIP pools the last position: texts are padded to max_length (checked on the graph)",
+            Family::Siglip => "SigLIP was trained on texts padded to max_length (transformers' SiglipProcessor: padding=\"max_length\")",
             Family::Clip => "CLIP pools the end token under a causal mask: padding does not change it",
         },
     );
@@ -604,6 +622,16 @@ fn hf_image(
         }
     };
     let _ = family;
+    if processor.ends_with("Fast") {
+        facts.note(
+            "image.processor",
+            &processor,
+            format!(
+                "{}: the export names transformers' fast (torchvision) processor; weft resizes as Pillow does, as {class} does: pixels can differ from the fast processor's by a few levels",
+                pre.rel
+            ),
+        );
+    }
     let default = |what: &str| format!("transformers {class} default ({what})");
     let flag = |keys: &[&str], d: bool| pre.get(keys).and_then(Value::as_bool).unwrap_or(d);
     if !flag(&["do_resize"], true) {
@@ -626,7 +654,7 @@ fn hf_image(
     };
     let interpolation = pil_filter(resample).ok_or_else(|| {
         facts.refuse(format!(
-            "{}: resample {resample} is a PIL filter weft does not have (nearest 0, lanczos 1, bilinear 2, bicubic 3)",
+            "{}: resample {resample} is a PIL filter weft does not have (lanczos 1, bilinear 2, bicubic 3)",
             pre.at(&["resample"])
         ))
     })?;
@@ -678,13 +706,15 @@ fn hf_image(
     };
     let size_v = pre.get(&["size"]);
     let hw = |v: &Value| -> Option<[usize; 2]> {
-        if let Some(n) = v.as_u64() {
-            return Some([n as usize; 2]);
+        let positive = |x: &Value| {
+            x.as_u64()
+                .filter(|n| (1..=100_000).contains(n))
+                .map(|n| n as usize)
+        };
+        if let Some(n) = positive(v) {
+            return Some([n; 2]);
         }
-        Some([
-            v.get("height")?.as_u64()? as usize,
-            v.get("width")?.as_u64()? as usize,
-        ])
+        Some([positive(v.get("height")?)?, positive(v.get("width")?)?])
     };
     let shortest = size_v
         .and_then(|v| v.get("shortest_edge"))
@@ -707,6 +737,12 @@ fn hf_image(
                 pre.at(&["size", "shortest_edge"]),
             );
             facts.note("image.size", format!("{c:?}"), pre.at(&["crop_size"]));
+            if (s as usize) < c[0].max(c[1]) {
+                return Err(facts.refuse(format!(
+                    "{}: the shortest edge {s} is smaller than the crop {c:?} (the processor pads; weft does not)",
+                    pre.rel
+                )));
+            }
             (ResizeMode::ShortestSideCrop, Some(s as usize), c)
         }
         (Some(_), false) => {
@@ -767,7 +803,7 @@ fn hf_image(
 
 fn pil_filter(resample: i64) -> Option<Interpolation> {
     match resample {
-        0 => Some(Interpolation::Nearest),
+        // 0 (nearest) is not offered: weft's nearest-neighbour resize is not Pillow's.
         1 => Some(Interpolation::Lanczos3),
         2 => Some(Interpolation::Bilinear),
         3 => Some(Interpolation::Bicubic),
@@ -779,7 +815,6 @@ fn named_filter(name: &str) -> Option<Interpolation> {
     match name {
         "bicubic" => Some(Interpolation::Bicubic),
         "bilinear" => Some(Interpolation::Bilinear),
-        "nearest" => Some(Interpolation::Nearest),
         "lanczos" => Some(Interpolation::Lanczos3),
         _ => None,
     }
@@ -811,6 +846,11 @@ fn open_clip_facts(
                     a[1].as_u64().unwrap_or(0) as usize,
                 ]
             };
+            if s[0] == 0 || s[1] == 0 || s[0] > 100_000 || s[1] > 100_000 {
+                return Err(facts.refuse(format!(
+                    "the image size `{v}` is not two positive whole numbers"
+                )));
+            }
             let src = if pre.get(&pk("size")).is_some() {
                 pre.at(&pk("size"))
             } else {
@@ -842,9 +882,29 @@ fn open_clip_facts(
         Some((OPENAI_STD, &d("std (OPENAI_DATASET_STD)"))),
     )?;
     let interp_name = match pre.get(&pk("interpolation")).and_then(Value::as_str) {
+        // Immich's resize_pil always resamples with BICUBIC, whatever the config says.
+        Some(s) if !torchvision => {
+            facts.note(
+                "image.interpolation",
+                "bicubic",
+                format!(
+                    "Immich resize_pil: always BICUBIC ({} = `{s}` is not read by Immich)",
+                    pre.at(&pk("interpolation"))
+                ),
+            );
+            "bicubic".into()
+        }
         Some(s) => {
             facts.note("image.interpolation", s, pre.at(&pk("interpolation")));
             s.to_string()
+        }
+        None if !torchvision => {
+            facts.note(
+                "image.interpolation",
+                "bicubic",
+                "Immich resize_pil: always BICUBIC",
+            );
+            "bicubic".into()
         }
         None => {
             facts.note("image.interpolation", "bicubic", d("interpolation"));
@@ -852,9 +912,20 @@ fn open_clip_facts(
         }
     };
     let interpolation = named_filter(&interp_name).ok_or_else(|| {
-        facts.refuse(format!("interpolation `{interp_name}` is not one weft has (bicubic, bilinear, nearest, lanczos)"))
+        facts.refuse(format!(
+            "interpolation `{interp_name}` is not one weft has (bicubic, bilinear, lanczos)"
+        ))
     })?;
     let mode = match pre.get(&pk("resize_mode")).and_then(Value::as_str) {
+        // Immich's transform is resize_pil + crop_pil: shortest side and centre crop.
+        _ if !torchvision => {
+            facts.note(
+                "image.resize",
+                "shortest",
+                "Immich resize_pil + crop_pil (resize_mode is not read by Immich)",
+            );
+            "shortest".into()
+        }
         Some(s) => {
             facts.note("image.resize", s, pre.at(&pk("resize_mode")));
             s.to_string()
@@ -895,18 +966,25 @@ fn open_clip_facts(
         );
         Rounding::Floor
     };
-    facts.note(
-        "image.resize_rounding",
-        "floor",
-        if torchvision {
-            "torchvision Resize: int(size * long / short)"
-        } else {
-            "Immich resize_pil: int(size * long / short)"
-        },
-    );
+    let resize_rounding = if torchvision {
+        facts.note(
+            "image.resize_rounding",
+            "floor",
+            "torchvision Resize: int(size * long / short)",
+        );
+        Rounding::Floor
+    } else {
+        facts.note(
+            "image.resize_rounding",
+            "float_ratio",
+            "Immich resize_pil: int((long / short) * size), in doubles",
+        );
+        Rounding::FloatRatio
+    };
     let patch = model
         .get(&mk(&["vision_cfg", "patch_size"]))
         .and_then(Value::as_u64)
+        .filter(|p| *p > 0)
         .map(|p| p as usize)
         .or_else(|| {
             // open_clip's own ViT (no timm_model_name) defaults to patch 16.
@@ -919,7 +997,7 @@ fn open_clip_facts(
         size,
         resize,
         resize_shortest,
-        resize_rounding: Rounding::Floor,
+        resize_rounding,
         crop_rounding,
         interpolation,
         scale: 1.0 / 255.0,
@@ -927,18 +1005,18 @@ fn open_clip_facts(
         std,
         patch,
     };
-    let context = facts.number(
+    let context = facts.count(
         "text.max_length",
         Some(model),
         &mk(&["text_cfg", "context_length"]),
         Some((77.0, "open_clip CLIPTextCfg default context_length")),
-    )? as usize;
-    let vocab = facts.number(
+    )?;
+    let vocab = facts.count(
         "text.vocab_size",
         Some(model),
         &mk(&["text_cfg", "vocab_size"]),
         Some((49408.0, "open_clip CLIPTextCfg default vocab_size")),
-    )? as usize;
+    )?;
     let clean = model
         .get(&mk(&["text_cfg", "tokenizer_kwargs", "clean"]))
         .and_then(Value::as_str)
@@ -1056,7 +1134,19 @@ fn open_clip(dir: &Path, facts: &mut Facts<'_>) -> Result<Source> {
         "open_clip.tokenize pads every text to context_length",
     );
     let pad = if hf_tokenizer.is_some() {
-        Pad::Token("<pad>".into())
+        let t = Json::load(dir, "tokenizer_config.json")?.ok_or_else(|| {
+            facts.refuse("tokenizer_config.json is missing (the padding token of the Hugging Face tokenizer)")
+        })?;
+        let pad = t
+            .get(&["pad_token"])
+            .and_then(|v| {
+                v.as_str()
+                    .or_else(|| v.get("content").and_then(Value::as_str))
+            })
+            .ok_or_else(|| facts.refuse(format!("{} is missing", t.at(&["pad_token"]))))?
+            .to_string();
+        facts.note("text.pad_token", &pad, t.at(&["pad_token"]));
+        Pad::Token(pad)
     } else {
         facts.note("text.pad_id", 0, "open_clip.tokenize pads with 0");
         Pad::Id(0)
@@ -1209,7 +1299,18 @@ pub fn safetensors_scalar(path: &Path, name: &str) -> Result<Option<f32>> {
         )));
     }
     let len = offsets[1].saturating_sub(offsets[0]);
-    f.seek(SeekFrom::Start(8 + n + offsets[0]))
+    if len > 8 {
+        return Err(bad(format!(
+            "`{name}` holds {len} bytes; a scalar has at most 8"
+        )));
+    }
+    let start = offsets[0].checked_add(8 + n).ok_or_else(|| {
+        bad(format!(
+            "`{name}`: data offset {} is out of range",
+            offsets[0]
+        ))
+    })?;
+    f.seek(SeekFrom::Start(start))
         .map_err(|e| Error::io(path, e))?;
     let mut data = vec![0u8; len as usize];
     f.read_exact(&mut data)

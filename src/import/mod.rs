@@ -170,6 +170,7 @@ pub fn import(
     }
     let source = layout::detect(src)?;
     std::fs::create_dir_all(models_dir).map_err(|e| Error::io(models_dir, e))?;
+    remove_stale_work(models_dir, name);
     let work = TempDir::create(models_dir.join(format!(".import-{name}-{}", std::process::id())))?;
     let mut notes = Vec::new();
     let mut facts = source.facts.clone();
@@ -225,19 +226,38 @@ pub fn import(
             scalars_from_graph = logits_scalars(&model, file)?;
         }
         let image = modality == Modality::Image;
+        if let Some(what) = model
+            .graph
+            .external_elsewhere()
+            .map_err(|e| refuse(file, format!("not a valid ONNX model: {e}")))?
+        {
+            return Err(refuse(
+                file,
+                format!("{what} is stored in an external data file; weft carries external data only for top-level initializers"),
+            ));
+        }
         let io = surgery::tower_io(&model.graph, image, source.outputs[out_index].as_deref())
             .map_err(|r| refuse(file, r))?;
         let fixed_batch = io.feeds.iter().find_map(|f| f.fixed(0));
         let relocate = data_names.map(file, &model, modality, &work.path)?;
         let stem = modality.as_str();
-        // Sample inputs.
         let batch = fixed_batch.unwrap_or(2);
-        let (feeds, expect, real_lengths) = if image {
+        let mut probe = RuntimeProbe {
+            runtime,
+            options: &options.session,
+            dir: &work.path,
+            feeds: Vec::new(),
+            relocate: relocate.clone(),
+            count: 0,
+        };
+        let ix = GraphIndex::new(&model.graph).map_err(|e| refuse(file, e.0))?;
+        // Sample inputs; for text, what padding the model needs.
+        let (expect, tok) = if image {
             let px = io
                 .feeds
                 .iter()
                 .find(|f| f.role == InputRole::Pixels)
-                .expect("checked");
+                .expect("tower_io checks there is one");
             let (h, w) = (source.image.size[0], source.image.size[1]);
             for (i, want) in [(2, h), (3, w)] {
                 if let Some(fixed) = px.fixed(i) {
@@ -249,74 +269,124 @@ pub fn import(
                     }
                 }
             }
+            probe.feeds = vec![(px.name.clone(), sample_pixels(batch, h, w))];
             let patches = source.image.patch.map(|p| (h / p) * (w / p));
             (
-                vec![(px.name.clone(), sample_pixels(batch, h, w))],
                 Expect {
                     batch,
                     seq: None,
                     patches,
                     image: true,
                 },
-                Vec::new(),
+                None,
             )
         } else {
             let ids = io
                 .feeds
                 .iter()
                 .find(|f| f.role == InputRole::Ids)
-                .expect("checked");
+                .expect("tower_io checks there is one");
+            let spec = sequence_spec_for_probe(&source, pad_id);
+            let tok = SequenceTokenizer::from_spec(&work.path, &spec, Modality::Text)?;
+            let max = source.text.max_length;
             if let Some(fixed) = ids.fixed(1) {
-                if fixed != source.text.max_length {
+                if fixed != max {
                     return Err(refuse(
                         file,
                         format!(
-                            "the graph's input `{}` holds {fixed} tokens, the configuration says {}",
-                            ids.name, source.text.max_length
+                            "the graph's input `{}` holds {fixed} tokens, the configuration says {max}",
+                            ids.name
                         ),
                     ));
                 }
-                if !pad_to_max {
-                    pad_to_max = true;
-                    facts.push(Fact {
-                        field: "text.padding".into(),
-                        value: "max_length".into(),
-                        source: format!("the graph's input `{}` has a fixed length", ids.name),
+                pad_to_max = true;
+                facts.push(Fact {
+                    field: "text.padding".into(),
+                    value: "max_length".into(),
+                    source: format!(
+                        "the graph's input `{}` has a fixed length of {fixed}",
+                        ids.name
+                    ),
+                });
+            } else {
+                // Does padding change the pooled output? Run it both ways.
+                let pooled_with = |probe: &mut RuntimeProbe<'_>,
+                                   to_max: bool|
+                 -> Result<Vec<f32>> {
+                    probe.feeds = sample_text(&tok, &io.feeds, batch, pad_id, to_max, max)?.0;
+                    let mut cut = GraphCut::new(&model.graph, ix.required(&[io.pooled.as_str()]));
+                    cut.outputs = vec![build::value_info(&io.pooled, None, None)];
+                    let seen = probe.run(&model, &cut, std::slice::from_ref(&io.pooled))?;
+                    Ok(seen
+                        .get(&io.pooled)
+                        .and_then(|o| o.values.clone())
+                        .unwrap_or_default())
+                };
+                let short = pooled_with(&mut probe, false)?;
+                let long = pooled_with(&mut probe, true)?;
+                let changes = short.len() != long.len()
+                    || short.iter().zip(&long).any(|(a, b)| {
+                        let d = (a - b).abs();
+                        d.is_nan() || d > 1e-4 * (1.0 + b.abs())
                     });
-                }
+                let (value, why) = match (changes, pad_to_max) {
+                    (true, true) => ("max_length", "padding to max_length changes the pooled output (probed), and the model pads to max_length (see text.padding above)"),
+                    (true, false) => ("longest", "padding changes the pooled output (probed); weft pads each batch to its longest text, as transformers' processor does"),
+                    (false, _) => ("longest", "padding does not change the pooled output (probed): each batch is padded to its longest text"),
+                };
+                pad_to_max = value == "max_length";
+                facts.push(Fact {
+                    field: "text.padding".into(),
+                    value: value.into(),
+                    source: why.into(),
+                });
             }
-            let spec = sequence_spec_for_probe(&source, pad_id);
-            let tok = SequenceTokenizer::from_spec(&work.path, &spec, Modality::Text)?;
-            let (feeds, t, real) = sample_text(
-                &tok,
-                &io.feeds,
-                batch,
-                pad_id,
-                pad_to_max,
-                source.text.max_length,
-            )?;
+            let (feeds, t, _) = sample_text(&tok, &io.feeds, batch, pad_id, pad_to_max, max)?;
+            probe.feeds = feeds;
             (
-                feeds,
                 Expect {
                     batch,
                     seq: Some(t),
                     patches: None,
                     image: false,
                 },
-                real,
+                Some(tok),
             )
         };
-        let mut probe = RuntimeProbe {
-            runtime,
-            options: &options.session,
-            dir: &work.path,
-            feeds,
-            relocate: relocate.clone(),
-            count: 0,
+        drop(tok);
+        // The pooled output: its dimension, and whether the graph normalises it (seen, not assumed).
+        let mut cut = GraphCut::new(&model.graph, ix.required(&[io.pooled.as_str()]));
+        cut.outputs = vec![build::value_info(&io.pooled, None, None)];
+        let seen = probe.run(&model, &cut, std::slice::from_ref(&io.pooled))?;
+        let pooled = seen.get(&io.pooled);
+        let dim = match pooled.map(|o| o.shape.as_slice()) {
+            Some([b, d]) if *b == batch && *d > 0 => *d,
+            other => {
+                return Err(refuse(
+                    file,
+                    format!(
+                        "the pooled output `{}` has shape {other:?}, expected [{batch}, dim]",
+                        io.pooled
+                    ),
+                ))
+            }
         };
+        let values = pooled.and_then(|o| o.values.clone()).unwrap_or_default();
+        if values.len() != batch * dim || values.iter().any(|x| !x.is_finite()) {
+            return Err(refuse(
+                file,
+                format!(
+                    "the pooled output `{}` is not finite float values on sample inputs",
+                    io.pooled
+                ),
+            ));
+        }
+        let normalized = values
+            .chunks(dim)
+            .all(|r| (r.iter().map(|x| x * x).sum::<f32>().sqrt() - 1.0).abs() < 1e-4);
         let token_name = unique_name(&model, &format!("weft_{stem}_tokens"));
         let branch: Option<Branch> = if options.tokens {
-            match surgery::token_branch(&model, &io.pooled, &expect, &token_name, &mut probe)? {
+            match surgery::token_branch(&model, &io.pooled, &expect, &token_name, &mut probe) {
                 Ok(b) => Some(b),
                 Err(reason) => {
                     outcomes.push(TokenOutcome {
@@ -336,41 +406,7 @@ pub fn import(
             });
             None
         };
-        // What the pooled output looks like (dimension, normalisation).
-        let ix = GraphIndex::new(&model.graph).map_err(|e| refuse(file, e.0))?;
-        let (_, normalized) = surgery::strip_normalisation(&ix, &io.pooled);
-        let mut cut = GraphCut::new(&model.graph, ix.required(&[io.pooled.as_str()]));
-        cut.outputs = vec![build::value_info(&io.pooled, None, None)];
-        cut.relocate = relocate.clone();
-        let seen = probe.run(&model, &cut, std::slice::from_ref(&io.pooled))?;
-        let dim = match seen.get(&io.pooled).map(|o| o.shape.as_slice()) {
-            Some([b, d]) if *b == batch => *d,
-            other => {
-                return Err(refuse(
-                    file,
-                    format!(
-                        "the pooled output `{}` has shape {other:?}, expected [{batch}, dim]",
-                        io.pooled
-                    ),
-                ))
-            }
-        };
         if let Some(b) = &branch {
-            if !image {
-                if let (Some(t), true) = (expect.seq, !pad_to_max) {
-                    if b.pooled_rows.iter().all(|r| *r + 1 == t)
-                        && real_lengths.iter().any(|r| *r < t)
-                    {
-                        pad_to_max = true;
-                        facts.push(Fact {
-                            field: "text.padding".into(),
-                            value: "max_length".into(),
-                            source: "the graph pools the last position (seen on sample inputs)"
-                                .into(),
-                        });
-                    }
-                }
-            }
             outcomes.push(TokenOutcome {
                 modality,
                 tokens: Some(if image {
@@ -474,6 +510,7 @@ pub fn import(
             ));
         }
         towers.push((modality, spec, io.feeds.clone(), branch.map(|b| b.rows)));
+        drop(ix);
         drop(model);
         drop(mapped);
     }
@@ -723,12 +760,19 @@ fn logits_scalars(model: &Model<'_>, file: &Path) -> Result<Option<(f32, Option<
 
 /// The value of a scalar constant expression (initializer, Constant, Cast, Exp, Identity).
 fn eval_scalar(ix: &GraphIndex<'_, '_>, name: &str, dir: &Path) -> Option<f32> {
+    eval_scalar_at(ix, name, dir, 0)
+}
+
+fn eval_scalar_at(ix: &GraphIndex<'_, '_>, name: &str, dir: &Path, depth: usize) -> Option<f32> {
     if let Some(t) = ix.constant(name) {
         let v = t.to_f64(dir).ok()?;
         return (v.len() == 1).then(|| v[0] as f32);
     }
+    if depth > 8 {
+        return None;
+    }
     let (_, n) = ix.producer(name)?;
-    let x = eval_scalar(ix, n.inputs.first()?, dir)?;
+    let x = eval_scalar_at(ix, n.inputs.first()?, dir, depth + 1)?;
     match n.op_type.as_str() {
         "Exp" => Some(x.exp()),
         "Cast" | "Identity" | "Reshape" | "Squeeze" | "Unsqueeze" => Some(x),
@@ -1189,6 +1233,30 @@ impl MappedModel {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let bytes = crate::sys::map_readonly(&file).map_err(|e| Error::io(path, e))?;
         Ok(MappedModel { bytes })
+    }
+}
+
+/// Removes `.import-NAME-PID` folders left by imports that were killed
+/// (their process is gone).
+fn remove_stale_work(models_dir: &Path, name: &str) {
+    let prefix = format!(".import-{name}-");
+    let Ok(entries) = std::fs::read_dir(models_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Without /proc (not Linux) nothing tells a dead import from a running one.
+        let alive =
+            !Path::new("/proc/self").exists() || Path::new("/proc").join(pid.to_string()).exists();
+        if !alive && pid != std::process::id() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 

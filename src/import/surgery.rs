@@ -380,7 +380,7 @@ fn common_source(ix: &GraphIndex<'_, '_>, inputs: &[&String]) -> Option<String> 
     // The latest-made common tensor (graph inputs come first).
     common
         .into_iter()
-        .max_by_key(|t| ix.producer(t).map_or(0, |(i, _)| i + 1))
+        .max_by_key(|t| (ix.producer(t).map_or(0, |(i, _)| i + 1), t.clone()))
 }
 
 /// What the probe inputs are, for finding the sequence.
@@ -396,9 +396,25 @@ pub struct Expect {
     pub image: bool,
 }
 
-/// Plans and proves the token branch of a tower. `Ok(Err(reason))`: the
-/// pattern is not there and the side stays global-only.
+/// Plans and proves the token branch of a tower. `Err(reason)`: the pattern
+/// is not there (or a sample run of the copy failed) and the side stays
+/// global-only.
 pub fn token_branch(
+    model: &Model<'_>,
+    pooled: &str,
+    expect: &Expect,
+    output_name: &str,
+    probe: &mut dyn Probe,
+) -> Result<Branch, String> {
+    match plan(model, pooled, expect, output_name, probe) {
+        Ok(r) => r,
+        Err(e) => Err(format!(
+            "running parts of the graph on sample inputs failed: {e}"
+        )),
+    }
+}
+
+fn plan(
     model: &Model<'_>,
     pooled: &str,
     expect: &Expect,
@@ -406,7 +422,10 @@ pub fn token_branch(
     probe: &mut dyn Probe,
 ) -> crate::Result<Result<Branch, String>> {
     let graph = &model.graph;
-    let ix = GraphIndex::new(graph).map_err(|e| parse_error(e.0))?;
+    let ix = match GraphIndex::new(graph) {
+        Ok(ix) => ix,
+        Err(e) => return Ok(Err(e.0)),
+    };
     let (pre, normalized) = strip_normalisation(&ix, pooled);
     let path = walk_back(&ix, &pre);
     let keep_path: Vec<&str> = path.iter().map(String::as_str).collect();
@@ -550,19 +569,34 @@ pub fn token_branch(
     let mut pooled_rows = Vec::with_capacity(b);
     for bi in 0..b {
         let target = &pooled_v[bi * dim..(bi + 1) * dim];
+        if target.iter().any(|x| !x.is_finite()) {
+            return Ok(Err(
+                "the pooled output is not finite on the sample inputs".into()
+            ));
+        }
         let scale = target.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
         let (best, err) = (0..rows_all)
             .map(|t| {
                 let row = &all_v[(bi * rows_all + t) * dim..(bi * rows_all + t + 1) * dim];
-                let e = row
-                    .iter()
-                    .zip(target)
-                    .fold(0f32, |m, (a, c)| m.max((a - c).abs()));
+                // NaN counts as infinitely far (f32::max would drop it).
+                let e = row.iter().zip(target).fold(0f32, |m, (a, c)| {
+                    let d = (a - c).abs();
+                    if d.is_nan() || d > m {
+                        if d.is_nan() {
+                            f32::INFINITY
+                        } else {
+                            d
+                        }
+                    } else {
+                        m
+                    }
+                });
                 (t, e / scale)
             })
             .min_by(|x, y| x.1.total_cmp(&y.1))
             .unwrap_or((0, f32::INFINITY));
-        if err > 1e-3 {
+        // NaN counts as a mismatch.
+        if err.is_nan() || err > 1e-3 {
             return Ok(Err(format!(
                 "the pooled embedding is not the projection of any single token (closest row {best}: relative \
                  difference {err:.2e}); it is pooled some other way ({})",
@@ -596,6 +630,36 @@ pub fn token_branch(
         Ok(v) => v,
         Err(reason) => return Ok(Err(reason)),
     };
+    // Prove the branch that ships: its rows are the verified rows from `prefix` on.
+    let mut reads: Vec<&str> = branch.reads.iter().map(String::as_str).collect();
+    reads.push(s.as_str());
+    let mut cut = GraphCut::new(graph, ix.required(&reads));
+    cut.extra_nodes = branch.nodes.clone();
+    cut.extra_initializers = branch.initializers.clone();
+    cut.outputs = vec![build::value_info(output_name, None, None)];
+    let shipped = probe.run(model, &cut, &[output_name.to_string()])?;
+    let Some(got) = shipped.get(output_name).and_then(|o| o.values.as_ref()) else {
+        return Ok(Err("the token output produced no float values".into()));
+    };
+    let want: Vec<f32> = (0..b)
+        .flat_map(|bi| {
+            all_v[(bi * rows_all + prefix) * dim..(bi + 1) * rows_all * dim]
+                .iter()
+                .copied()
+        })
+        .collect();
+    let same = got.len() == want.len()
+        && got
+            .iter()
+            .zip(&want)
+            .all(|(a, c)| (a - c).abs() <= 1e-4 * (1.0 + c.abs()));
+    if !same {
+        return Ok(Err(format!(
+            "the token output ({} values) does not equal the verified token rows ({} values)",
+            got.len(),
+            want.len()
+        )));
+    }
     Ok(Ok(Branch {
         nodes: branch.nodes,
         initializers: branch.initializers,
@@ -607,13 +671,6 @@ pub fn token_branch(
         normalized,
         ops: branch.ops,
     }))
-}
-
-fn parse_error(reason: String) -> crate::Error {
-    crate::Error::Import {
-        path: std::path::PathBuf::new(),
-        reason,
-    }
 }
 
 struct Copied {
@@ -797,7 +854,11 @@ fn copy_chain(
         let last_axis = |a: i64| a == -1 || (p_rank > 0 && a == p_rank as i64 - 1);
         match op {
             "MatMul" => {
-                let w = ix.constant(&n.inputs[1]).ok_or_else(|| format!("{} has no constant weight", n.describe()))?;
+                let w = n
+                    .inputs
+                    .get(1)
+                    .and_then(|x| ix.constant(x))
+                    .ok_or_else(|| format!("{} has no constant weight", n.describe()))?;
                 if w.dims.len() != 2 {
                     return Err(format!("{} weight has shape {:?}, expected 2-D", n.describe(), w.dims));
                 }
@@ -811,8 +872,12 @@ fn copy_chain(
                 {
                     return Err(format!("{} has transA, alpha or beta set; weft copies plain Gemm", n.describe()));
                 }
-                let w = ix.constant(&n.inputs[1]).ok_or_else(|| format!("{} has no constant weight", n.describe()))?;
-                if w.dims.len() != 2 {
+                let w = n
+                    .inputs
+                    .get(1)
+                    .and_then(|x| ix.constant(x))
+                    .ok_or_else(|| format!("{} has no constant weight", n.describe()))?;
+                if w.dims.len() != 2 || ins.len() < 2 {
                     return Err(format!("{} weight has shape {:?}", n.describe(), w.dims));
                 }
                 let mut weight = ins[1].clone();

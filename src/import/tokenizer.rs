@@ -114,7 +114,7 @@ pub fn clip_bpe_json(path: &Path) -> Result<(String, ClipVocab)> {
         "normalizer": null,
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
             {"type": "Split", "pattern": {"Regex":
-                "<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+"},
+                "(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+"},
              "behavior": "Removed", "invert": true},
             {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
         ]},
@@ -199,6 +199,9 @@ pub fn sentencepiece_json(
     let mut byte_fallback = false;
     let mut unk_id = 0i64;
     let mut charsmap: &[u8] = &[];
+    // NormalizerSpec: add_dummy_prefix (3), remove_extra_whitespaces (4),
+    // escape_whitespaces (5); SiglipTokenizer turns the first off itself.
+    let (mut extra_ws, mut escape_ws) = (true, true);
     for f in wire::fields(&bytes) {
         let f = f.map_err(malformed)?;
         match f.number {
@@ -229,8 +232,11 @@ pub fn sentencepiece_json(
             3 => {
                 for g in wire::fields(f.bytes().unwrap_or_default()) {
                     let g = g.map_err(malformed)?;
-                    if g.number == 2 {
-                        charsmap = g.bytes().unwrap_or_default();
+                    match g.number {
+                        2 => charsmap = g.bytes().unwrap_or_default(),
+                        4 => extra_ws = g.int() != Some(0),
+                        5 => escape_ws = g.int() != Some(0),
+                        _ => {}
                     }
                 }
             }
@@ -239,6 +245,18 @@ pub fn sentencepiece_json(
     }
     if pieces.is_empty() {
         return Err(bad(path, "not a SentencePiece model: it has no pieces"));
+    }
+    if !(extra_ws && escape_ws) {
+        return Err(bad(
+            path,
+            "the SentencePiece normalizer keeps extra whitespace or does not escape it; weft converts models with SentencePiece's default whitespace handling",
+        ));
+    }
+    if unk_id < 0 || unk_id as usize >= pieces.len() {
+        return Err(bad(
+            path,
+            format!("the SentencePiece unknown-token id {unk_id} is not a piece"),
+        ));
     }
     if model_type != 1 {
         return Err(bad(
@@ -258,10 +276,14 @@ pub fn sentencepiece_json(
             format!("the SentencePiece model has no `{eos_token}` piece (the end token)"),
         )
     })?;
+    // SiglipTokenizer matches its special tokens in the raw text, but the
+    // clean-up has removed their punctuation by the time this tokenizer runs
+    // (so `</s>` typed in a text is read as letters, not as the end token).
+    let _ = specials;
     let added: Vec<Value> = pieces
         .iter()
         .enumerate()
-        .filter(|(_, (p, _, kind))| *kind == 4 || specials.contains(&p.as_str()))
+        .filter(|(_, (_, _, kind))| *kind == 4)
         .map(|(i, (p, _, kind))| {
             json!({"id": i, "content": p, "single_word": false, "lstrip": false, "rstrip": false,
                    "normalized": *kind == 4, "special": *kind != 4})

@@ -224,8 +224,60 @@ impl<'a> Graph<'a> {
     pub fn feeds(&self) -> Vec<&ValueInfo<'a>> {
         self.inputs
             .iter()
-            .filter(|i| !self.initializers.iter().any(|t| t.name == i.name))
+            .filter(|i| {
+                !self.initializers.iter().any(|t| t.name == i.name)
+                    && !self.sparse_names.contains(&i.name)
+            })
             .collect()
+    }
+
+    /// A tensor stored in an external data file that weft would not carry
+    /// along: a `Constant` node's value, a sparse initializer, or a weight
+    /// inside a sub-graph. `None` when every external tensor is a top-level
+    /// initializer.
+    pub fn external_elsewhere(&self) -> Result<Option<String>, ParseError> {
+        for n in &self.nodes {
+            for a in &n.attributes {
+                match &a.value {
+                    AttrValue::Tensor(t) if t.external_location().is_some() => {
+                        return Ok(Some(format!("the value of {}", n.describe())))
+                    }
+                    AttrValue::Graphs(graphs) => {
+                        for g in graphs {
+                            let g = Graph::parse(g)?;
+                            if let Some(t) = g
+                                .initializers
+                                .iter()
+                                .find(|t| t.external_location().is_some())
+                            {
+                                return Ok(Some(format!(
+                                    "`{}` inside a sub-graph of {}",
+                                    t.name,
+                                    n.describe()
+                                )));
+                            }
+                            if let Some(inner) = g.external_elsewhere()? {
+                                return Ok(Some(inner));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for f in &self.other {
+            if f.number == 15 {
+                for s in all_fields(f.bytes().unwrap_or_default(), "SparseTensorProto")? {
+                    if let Some(b) = s.bytes() {
+                        let t = Tensor::parse(b)?;
+                        if t.external_location().is_some() {
+                            return Ok(Some(format!("sparse initializer part `{}`", t.name)));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Fields this reader does not interpret (doc string, annotations, sparse initializers).
@@ -538,9 +590,11 @@ impl<'a> Tensor<'a> {
         Ok(t)
     }
 
-    /// Number of elements.
+    /// Number of elements (saturating: a corrupt shape does not overflow).
     pub fn len(&self) -> usize {
-        self.dims.iter().map(|d| (*d).max(0) as usize).product()
+        self.dims
+            .iter()
+            .fold(1usize, |n, d| n.saturating_mul((*d).max(0) as usize))
     }
 
     /// Whether the tensor has no elements.
@@ -578,8 +632,16 @@ impl<'a> Tensor<'a> {
     }
 
     /// The values as `f64` (float, double, integer types), reading external data
-    /// relative to `dir`. Meant for small constants (a logit scale, axes).
+    /// relative to `dir`. Meant for small constants (a logit scale, axes):
+    /// tensors of more than 4,096 elements are refused.
     pub fn to_f64(&self, dir: &Path) -> Result<Vec<f64>, ParseError> {
+        if self.len() > 4096 {
+            return Err(ParseError(format!(
+                "tensor `{}` has {} elements; weft reads only small constants",
+                self.name,
+                self.len()
+            )));
+        }
         let raw_owned;
         let raw: &[u8] = match &self.data {
             TensorData::Floats(v) => return Ok(v.iter().map(|x| f64::from(*x)).collect()),
@@ -599,6 +661,13 @@ impl<'a> Tensor<'a> {
             } => {
                 let size = self.len() * element_size(self.data_type).unwrap_or(0);
                 let len = length.unwrap_or(size as u64);
+                if len != size as u64 {
+                    return Err(ParseError(format!(
+                        "tensor `{}`: external data length {len} for {} elements",
+                        self.name,
+                        self.len()
+                    )));
+                }
                 raw_owned = read_range(&dir.join(location), *offset, len).map_err(|e| {
                     ParseError(format!(
                         "tensor `{}`: external data {location}: {e}",

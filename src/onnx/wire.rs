@@ -122,11 +122,12 @@ impl<'a> Iterator for Fields<'a> {
             self.pos = self.buf.len();
             return fail("truncated field key");
         };
-        let number = (key >> 3) as u32;
-        if number == 0 {
+        let number = key >> 3;
+        if number == 0 || number > (1 << 29) - 1 {
             self.pos = self.buf.len();
-            return fail("field number 0");
+            return fail("field number out of range");
         }
+        let number = number as u32;
         let value = match key & 7 {
             0 => match read_varint(self.buf, &mut self.pos) {
                 Some(v) => Value::Varint(v),
