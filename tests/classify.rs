@@ -1,10 +1,11 @@
 //! Zero-shot classification: validation, the label cache, photos, bulk tagging.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use weft::bundle::{Bundle, Modality};
 use weft::classify::{
-    tag_collection, Classifier, ClassifyOptions, MultiLabel, TagOptions, TAGS_KEY,
+    tag_collection, Classifier, ClassifyOptions, LabelCache, MultiLabel, TagOptions, TAGS_KEY,
 };
 use weft::encoder::{BundleEncoders, EncoderOptions, Input};
 use weft::runtime::{Runtime, RuntimeOptions};
@@ -222,4 +223,28 @@ fn starter_classifies_the_cat_and_the_coffee() {
         pairs.len()
     );
     assert!(right * 2 > pairs.len(), "{right}/{}", pairs.len());
+}
+
+#[test]
+fn the_label_cache_is_bounded_and_drops_the_least_recently_used() {
+    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let bundle = Bundle::open(root().join("tests/bundles/tiny-vl")).unwrap();
+    let encoders = BundleEncoders::new(runtime, bundle, EncoderOptions::default()).unwrap();
+    // Room for a few labels only.
+    let cache = Arc::new(LabelCache::with_capacity_bytes(10 << 10));
+    let mut c = Classifier::with_cache(encoders, Arc::clone(&cache));
+    let img = root().join("tests/data/rgb_64x48.png");
+    let o = ClassifyOptions::default();
+    let keep = vec!["a cat".to_string(), "a dog".to_string()];
+    for round in 0..50 {
+        let fresh: Vec<String> = (0..3).map(|i| format!("long label {round} {i}")).collect();
+        c.classify(Input::ImagePath(&img), &fresh, &o).unwrap();
+        c.classify(Input::ImagePath(&img), &keep, &o).unwrap();
+        let s = cache.stats();
+        assert!(s.bytes <= 10 << 10, "round {round}: {s:?}");
+    }
+    let s = cache.stats();
+    assert!(s.evictions >= 140, "{s:?}");
+    // The labels used every round stayed: after the first round, hits.
+    assert!(s.hits >= 98, "{s:?}");
 }

@@ -103,8 +103,10 @@ fn index_is_incremental_and_search_prints_json() {
     };
     let p = photos.to_str().unwrap();
     let out = run(&["index", p, "-c", "c1", "--bundle", "tiny-vl", "--json"]);
-    assert!(
-        out.status.success(),
+    // broken.jpg fails: the rest is indexed and the exit code says so.
+    assert_eq!(
+        out.status.code(),
+        Some(4),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -233,8 +235,9 @@ fn molecule_files_are_indexed_and_invalid_smiles_are_reported_with_positions() {
         "tiny-mol",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
+    assert_eq!(
+        out.status.code(),
+        Some(4),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -242,7 +245,7 @@ fn molecule_files_are_indexed_and_invalid_smiles_are_reported_with_positions() {
     assert_eq!(r["items_added"], 5, "{r}");
     let err = r["errors"][0].as_str().unwrap();
     assert!(
-        err.contains("invalid SMILES") && err.contains("position 4"),
+        err.contains("invalid SMILES") && err.contains("position 4") && err.contains(".smi:"),
         "{err}"
     );
     let out = run(&[
@@ -263,4 +266,52 @@ fn molecule_files_are_indexed_and_invalid_smiles_are_reported_with_positions() {
         hits[0]["payload"]["name"], "ethanol",
         "a molecule finds itself first"
     );
+}
+
+#[test]
+fn indexing_converges_with_duplicate_ids_and_failed_inputs_exit_4() {
+    let dir = std::env::temp_dir().join(format!("weft-cli-dups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("a.jsonl"),
+        "{\"id\":\"x\",\"text\":\"alpha\"}\n{\"id\":\"y\",\"text\":\"beta\"}\n{\"id\":\"y\",\"text\":\"beta again\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("b.jsonl"),
+        "{\"id\":\"x\",\"text\":\"gamma\"}\n{\"id\":\"z\",\"text\":\"delta\"}\n",
+    )
+    .unwrap();
+    let index = || {
+        let mut cmd = weft();
+        tiny_env(&mut cmd, &dir.join("collections"));
+        cmd.args(["index", "--bundle", "tiny-vl", "-c", "dups"])
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let out = index();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("a.jsonl:3: id `y` is already used at") && stderr.contains("a.jsonl:2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("b.jsonl:1: id `x` belongs to") && stderr.contains("a.jsonl"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 items in the collection"), "{stdout}");
+    // Again: nothing flips, nothing is re-indexed.
+    for _ in 0..2 {
+        let out = index();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("0 indexed"), "{stdout}");
+        assert!(stdout.contains("3 items in the collection"), "{stdout}");
+        assert_eq!(out.status.code(), Some(0));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -493,3 +493,125 @@ fn a_checkpoint_runs_once_uncheckpointed_items_reach_checkpoint_bytes() {
     assert_eq!(c.info().wal_items, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Three commits of six items each, all still in the write-ahead log.
+fn three_wal_batches(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = tempdir(tag);
+    let c = Collection::create(&dir, config()).unwrap();
+    for batch in 0..3 {
+        for i in 0..6 {
+            c.add(item(batch * 6 + i)).unwrap();
+        }
+        c.commit().unwrap();
+    }
+    assert_eq!(c.info().wal_items, 18);
+    drop(c);
+    let wal = dir.join("wal-0.log");
+    assert!(wal.is_file());
+    (dir, wal)
+}
+
+#[test]
+fn a_flipped_bit_anywhere_in_the_wal_is_reported_and_never_truncated() {
+    let (dir, wal) = three_wal_batches("walflip");
+    let clean = std::fs::read(&wal).unwrap();
+    let copy = tempdir("walflip-copy");
+    let mut missed = Vec::new();
+    for at in 0..clean.len() {
+        copy_dir(&dir, &copy);
+        let path = copy.join("wal-0.log");
+        let mut bytes = clean.clone();
+        bytes[at] ^= 1 << (at % 8);
+        std::fs::write(&path, &bytes).unwrap();
+        let reported = match Collection::open(&copy) {
+            Err(e) => e.to_string().contains("wal-0.log"),
+            Ok(c) => {
+                let damaged = c.info().damaged.is_some();
+                damaged && c.verify().is_err() && c.snapshot().len() < 18
+            }
+        };
+        if !reported {
+            missed.push(at);
+            continue;
+        }
+        // No writer opens (it would cut acknowledged items), and trying
+        // changes nothing.
+        let err = Collection::open_writer(&copy).unwrap_err().to_string();
+        assert!(err.contains("wal-0.log"), "byte {at}: {err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "byte {at}");
+    }
+    assert!(missed.is_empty(), "flips not reported at bytes {missed:?}");
+}
+
+#[test]
+fn the_length_flip_from_the_report_is_caught_and_repair_keeps_a_copy() {
+    // The reproduction of the hardening issue: b[19] ^= 1 in the WAL.
+    let (dir, wal) = three_wal_batches("walrepair");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[19] ^= 1;
+    std::fs::write(&wal, &bytes).unwrap();
+    let c = Collection::open(&dir).unwrap();
+    let damage = c.info().damaged.expect("damage reported");
+    assert!(damage.contains("offset 16"), "{damage}");
+    assert!(c.verify().unwrap_err().to_string().contains("wal-0.log"));
+    assert_eq!(c.snapshot().len(), 0);
+    drop(c);
+    assert!(matches!(
+        Collection::open_writer(&dir),
+        Err(Error::Corrupted { .. })
+    ));
+    let report = Collection::repair(&dir).unwrap();
+    let copy = report.copy.expect("a copy of the damaged log");
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+    assert_eq!(report.bytes_cut, bytes.len() as u64 - 16);
+    // The copy survives the writer's clean-up of unknown files.
+    let c = Collection::open_writer(&dir).unwrap();
+    assert!(copy.is_file());
+    c.add(item(100)).unwrap();
+    c.commit().unwrap();
+    assert_eq!(c.snapshot().len(), 1);
+    // An intact log is left as it is.
+    drop(c);
+    assert_eq!(Collection::repair(&dir).unwrap().copy, None);
+}
+
+#[test]
+fn a_torn_tail_after_the_last_commit_is_dropped_not_reported() {
+    let (dir, wal) = three_wal_batches("waltorn");
+    let committed = std::fs::read(&wal).unwrap();
+    // A fourth commit whose records were torn: its bytes, cut anywhere
+    // before its commit record, or with zeroed sectors.
+    {
+        let c = Collection::open_writer(&dir).unwrap();
+        for i in 18..24 {
+            c.add(item(i)).unwrap();
+        }
+        c.commit().unwrap();
+    }
+    let full = std::fs::read(&wal).unwrap();
+    let fourth = committed.len()..full.len();
+    let copy = tempdir("waltorn-copy");
+    for cut in fourth.clone().step_by(7).chain([full.len() - 1]) {
+        copy_dir(&dir, &copy);
+        std::fs::write(copy.join("wal-0.log"), &full[..cut]).unwrap();
+        let c = Collection::open(&copy).unwrap();
+        assert_eq!(c.info().damaged, None, "cut at {cut}");
+        assert_eq!(c.snapshot().len(), 18, "cut at {cut}");
+        drop(c);
+        let c = Collection::open_writer(&copy).unwrap();
+        assert_eq!(c.snapshot().len(), 18);
+        drop(c);
+        assert_eq!(std::fs::read(copy.join("wal-0.log")).unwrap(), committed);
+    }
+    // Whole length, but the sectors of the fourth commit never written.
+    for zeroed in [fourth.start.div_ceil(512) * 512, full.len() - 17] {
+        copy_dir(&dir, &copy);
+        let mut bytes = full.clone();
+        let from = zeroed.max(fourth.start);
+        bytes[from..].iter_mut().for_each(|b| *b = 0);
+        std::fs::write(copy.join("wal-0.log"), &bytes).unwrap();
+        let c = Collection::open(&copy).unwrap();
+        assert_eq!(c.info().damaged, None, "zeroed from {from}");
+        assert_eq!(c.snapshot().len(), 18);
+    }
+}

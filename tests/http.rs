@@ -541,3 +541,159 @@ fn a_failing_add_never_drops_a_concurrent_requests_items() {
     let (_, info) = call(&a, "GET", "/collections/k", None, None);
     assert_eq!(info["items"], acked.load(Ordering::SeqCst), "{info}");
 }
+
+/// A raw request with any Authorization header.
+fn call_auth(addr: &str, path: &str, authorization: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A whole PNG of `w` x `h` grey pixels (small: it compresses well).
+fn png_of(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[test]
+fn hardening_limits_names_and_disclosure() {
+    let dir = temp("harden");
+    let srv = Server::start(
+        &dir,
+        &[
+            "--token",
+            "s3cret",
+            "--max-labels",
+            "8",
+            "--max-text-bytes",
+            "1000",
+            "--max-request-pixels",
+            "1000000",
+        ],
+    );
+    let a = srv.addr.clone();
+    let auth = |method: &str, path: &str, v: Value| {
+        call(
+            &a,
+            method,
+            path,
+            Some(v.to_string().as_bytes()),
+            Some("s3cret"),
+        )
+    };
+    // /health without the token says only that the server is up.
+    let (s, v) = call(&a, "GET", "/health", None, None);
+    assert_eq!(s, 200);
+    assert_eq!(v, json!({"status": "ok"}));
+    let (_, v) = call(&a, "GET", "/health", None, Some("s3cret"));
+    assert!(v["onnxruntime"].is_object(), "{v}");
+    // The bearer scheme is case-insensitive.
+    assert_eq!(call_auth(&a, "/collections", "bearer s3cret"), 200);
+    assert_eq!(call_auth(&a, "/collections", "BEARER s3cret"), 200);
+    assert_eq!(call_auth(&a, "/collections", "Basic s3cret"), 401);
+    // `bundle` is a name, never a server path.
+    assert_error(
+        auth(
+            "POST",
+            "/embed",
+            json!({"bundle": "/etc", "inputs": [{"text": "a"}]}),
+        ),
+        422,
+        "invalid_field",
+        "paths are not accepted",
+    );
+    assert_error(
+        auth(
+            "POST",
+            "/embed",
+            json!({"bundle": "../bundles/tiny-vl", "inputs": [{"text": "a"}]}),
+        ),
+        422,
+        "invalid_field",
+        "bundle",
+    );
+    assert_error(
+        auth(
+            "POST",
+            "/embed",
+            json!({"bundle": "no-such-bundle", "inputs": [{"text": "a"}]}),
+        ),
+        404,
+        "not_found",
+        "no-such-bundle",
+    );
+    assert_eq!(
+        auth(
+            "POST",
+            "/embed",
+            json!({"bundle": "tiny-vl", "inputs": [{"text": "a"}]})
+        )
+        .0,
+        200
+    );
+    // No existence oracle: outside the roots, existing or not, is 403.
+    for p in ["/etc/passwd", "/no/such/file.jpg", "/etc/../etc/hostname"] {
+        assert_error(
+            auth("POST", "/embed", json!({"inputs": [{"path": p}]})),
+            403,
+            "path_not_allowed",
+            "outside",
+        );
+    }
+    // Limits: labels, text bytes, pixels per request (before decoding).
+    let labels: Vec<String> = (0..9).map(|i| format!("label {i}")).collect();
+    assert_error(
+        auth(
+            "POST",
+            "/classify",
+            json!({"text": "a cat", "labels": labels}),
+        ),
+        413,
+        "too_large",
+        "--max-labels",
+    );
+    assert_error(
+        auth(
+            "POST",
+            "/embed",
+            json!({"inputs": [{"text": "x".repeat(1001)}]}),
+        ),
+        413,
+        "too_large",
+        "inputs[0]",
+    );
+    let big = base64::engine::general_purpose::STANDARD.encode(png_of(1000, 600));
+    let small = b64("rgb_64x48.png");
+    assert_error(
+        auth(
+            "POST",
+            "/embed",
+            json!({"inputs": [{"image_base64": small}, {"image_base64": big}, {"image_base64": big}]}),
+        ),
+        413,
+        "too_large",
+        "inputs[2]",
+    );
+    // A truncated image is refused, not indexed.
+    let png = std::fs::read(format!("{ROOT}/tests/data/rgb_64x48.png")).unwrap();
+    let cut = base64::engine::general_purpose::STANDARD.encode(&png[..png.len() - 20]);
+    assert_error(
+        auth("POST", "/embed", json!({"inputs": [{"image_base64": cut}]})),
+        422,
+        "invalid_input",
+        "truncated",
+    );
+}

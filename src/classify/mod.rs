@@ -147,24 +147,108 @@ pub struct CacheStats {
     pub misses: u64,
     /// Prompts sent to the text encoder.
     pub prompts_encoded: u64,
+    /// Labels held now.
+    pub entries: u64,
+    /// Bytes they hold (embeddings, tokens and keys).
+    pub bytes: u64,
+    /// Labels dropped to stay within the capacity, least recently used first.
+    pub evictions: u64,
 }
 
-/// Label embeddings keyed by bundle hash + label + templates.
-#[derive(Debug, Default)]
+type LabelKey = (String, String, u64);
+
+/// Label embeddings keyed by bundle hash + label + templates, bounded in
+/// bytes: the least recently used labels are dropped first.
+#[derive(Debug)]
 pub struct LabelCache {
-    map: Mutex<HashMap<(String, String, u64), Arc<LabelVec>>>,
-    stats: Mutex<CacheStats>,
+    inner: Mutex<Lru>,
+    capacity_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Lru {
+    map: HashMap<LabelKey, (Arc<LabelVec>, u64)>,
+    /// Last use -> key; the first entry is the least recently used.
+    order: std::collections::BTreeMap<u64, LabelKey>,
+    tick: u64,
+    stats: CacheStats,
+}
+
+/// Default capacity of a [`LabelCache`]: 64 MiB.
+pub const DEFAULT_LABEL_CACHE_BYTES: u64 = 64 << 20;
+
+impl Default for LabelCache {
+    fn default() -> Self {
+        Self::with_capacity_bytes(DEFAULT_LABEL_CACHE_BYTES)
+    }
+}
+
+fn entry_bytes(key: &LabelKey, v: &LabelVec) -> u64 {
+    ((v.embedding.len() + v.tokens.len()) * 4 + key.0.len() + key.1.len() + 64) as u64
 }
 
 impl LabelCache {
-    /// An empty cache.
+    /// An empty cache of [`DEFAULT_LABEL_CACHE_BYTES`].
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty cache that holds at most `bytes` (0 caches nothing).
+    pub fn with_capacity_bytes(bytes: u64) -> Self {
+        LabelCache {
+            inner: Mutex::new(Lru::default()),
+            capacity_bytes: bytes,
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> CacheStats {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        self.lock().stats
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Lru {
+    fn touch(&mut self, key: &LabelKey) -> Option<Arc<LabelVec>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (v, last) = self.map.get_mut(key)?;
+        let old = std::mem::replace(last, tick);
+        let v = Arc::clone(v);
+        if let Some(k) = self.order.remove(&old) {
+            self.order.insert(tick, k);
+        }
+        Some(v)
+    }
+
+    fn insert(&mut self, key: LabelKey, v: Arc<LabelVec>, capacity: u64) {
+        let bytes = entry_bytes(&key, &v);
+        if bytes > capacity {
+            return;
+        }
+        self.tick += 1;
+        if let Some((old, last)) = self.map.remove(&key) {
+            self.order.remove(&last);
+            self.stats.bytes -= entry_bytes(&key, &old);
+            self.stats.entries -= 1;
+        }
+        while self.stats.bytes + bytes > capacity {
+            let Some((_, k)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((old, _)) = self.map.remove(&k) {
+                self.stats.bytes -= entry_bytes(&k, &old);
+                self.stats.entries -= 1;
+                self.stats.evictions += 1;
+            }
+        }
+        self.order.insert(self.tick, key.clone());
+        self.map.insert(key, (v, self.tick));
+        self.stats.bytes += bytes;
+        self.stats.entries += 1;
     }
 }
 
@@ -265,12 +349,12 @@ impl Classifier {
         let tkey = templates_key(templates);
         let key = |l: &str| (hash.clone(), l.trim().to_string(), tkey);
         let mut out: Vec<Option<Arc<LabelVec>>> = {
-            let map = self.cache.map.lock().unwrap_or_else(|e| e.into_inner());
-            labels.iter().map(|l| map.get(&key(l)).cloned()).collect()
+            let mut lru = self.cache.lock();
+            labels.iter().map(|l| lru.touch(&key(l))).collect()
         };
         let missing: Vec<usize> = (0..labels.len()).filter(|i| out[*i].is_none()).collect();
         {
-            let mut s = self.cache.stats.lock().unwrap_or_else(|e| e.into_inner());
+            let s = &mut self.cache.lock().stats;
             s.hits += (labels.len() - missing.len()) as u64;
             s.misses += missing.len() as u64;
             s.prompts_encoded += (missing.len() * templates.len()) as u64;
@@ -287,7 +371,8 @@ impl Classifier {
             let inputs: Vec<Input<'_>> = prompts.iter().map(|p| Input::Text(p)).collect();
             let encoded = self.encoders.encoder(Modality::Text)?.encode(&inputs);
             let mut encoded = encoded.into_iter();
-            let mut map = self.cache.map.lock().unwrap_or_else(|e| e.into_inner());
+            let capacity = self.cache.capacity_bytes;
+            let mut lru = self.cache.lock();
             for i in missing {
                 let mut sum: Vec<f32> = Vec::new();
                 let mut first_tokens = None;
@@ -304,7 +389,7 @@ impl Classifier {
                     embedding: sum.iter().map(|x| x / n).collect(),
                     tokens: first_tokens.unwrap_or_default(),
                 });
-                map.insert(key(&labels[i]), Arc::clone(&v));
+                lru.insert(key(&labels[i]), Arc::clone(&v), capacity);
                 out[i] = Some(v);
             }
         }

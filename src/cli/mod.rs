@@ -114,7 +114,7 @@ enum Command {
         #[command(subcommand)]
         action: ModelsAction,
     },
-    /// Collections: list, info, delete, compact, verify.
+    /// Collections: list, info, delete, compact, verify, repair.
     Collections {
         #[command(subcommand)]
         action: CollectionsAction,
@@ -176,6 +176,18 @@ struct ServeArgs {
     /// Dynamic batching: longest wait for more requests, in milliseconds.
     #[arg(long, default_value_t = 5)]
     max_wait_ms: u64,
+    /// Most labels in one /classify request.
+    #[arg(long, default_value_t = 1024)]
+    max_labels: usize,
+    /// Longest text (or SMILES) in one input, in bytes, checked before tokenizing.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_text_bytes: usize,
+    /// Most decoded pixels of all images in one request (width x height summed).
+    #[arg(long, default_value_t = 100_000_000)]
+    max_request_pixels: u64,
+    /// Memory for cached label embeddings of /classify, in MiB (least recently used dropped first).
+    #[arg(long, default_value_t = 64)]
+    label_cache_mib: u64,
 }
 
 #[derive(Subcommand)]
@@ -250,6 +262,12 @@ enum CollectionsAction {
         /// Collection name or folder.
         collection: String,
     },
+    /// Cut a damaged write-ahead log at the last commit before the damage,
+    /// keeping a copy of it beside the log (`verify` names the damage).
+    Repair {
+        /// Collection name or folder.
+        collection: String,
+    },
 }
 
 #[derive(Args)]
@@ -296,8 +314,8 @@ struct SearchArgs {
     /// Collection name or folder.
     #[arg(long, short)]
     collection: String,
-    /// Results.
-    #[arg(long, short, default_value_t = 10)]
+    /// Results (at least 1).
+    #[arg(long, short, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     k: usize,
     /// global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:w], motif (OT), multi.
     #[arg(long, default_value = "global")]
@@ -335,8 +353,8 @@ struct ClassifyArgs {
     /// Bundle name or folder.
     #[arg(long, default_value = "starter-vl")]
     bundle: String,
-    /// Labels shown.
-    #[arg(long, default_value_t = 5)]
+    /// Labels shown (at least 1).
+    #[arg(long, default_value_t = 5, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     top_k: usize,
     /// Answer "none of these" below this probability.
     #[arg(long)]
@@ -518,6 +536,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_batch: args.max_batch,
                 max_wait: std::time::Duration::from_millis(args.max_wait_ms),
                 default_bundle: args.bundle,
+                max_labels: args.max_labels,
+                max_text_bytes: args.max_text_bytes,
+                max_request_pixels: args.max_request_pixels,
+                label_cache_bytes: args.label_cache_mib << 20,
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -745,6 +767,24 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
             );
             Ok(ExitCode::SUCCESS)
         }
+        CollectionsAction::Repair { collection } => {
+            let r = Collection::repair(env.collection_path(&collection))?;
+            match &r.copy {
+                Some(copy) => println!(
+                    "repaired {}: cut {} bytes (the log as it was is kept in {}); {} items readable",
+                    r.wal.display(),
+                    r.bytes_cut,
+                    copy.display(),
+                    r.items
+                ),
+                None => println!(
+                    "{}: the write-ahead log is intact, nothing to repair ({} items)",
+                    r.wal.display(),
+                    r.items
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         CollectionsAction::Verify { collection } => {
             let c = Collection::open(env.collection_path(&collection))?;
             c.verify()?;
@@ -807,7 +847,16 @@ fn index(env: &Env, args: IndexArgs) -> anyhow::Result<ExitCode> {
             eprintln!("  note: {s}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if report.errors.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        // What succeeded is committed; the exit code says that not all did.
+        eprintln!(
+            "weft index: {} input(s) failed; the rest is indexed",
+            report.errors.len()
+        );
+        Ok(ExitCode::from(EXIT_INPUT))
+    }
 }
 
 fn search_cmd(env: &Env, args: SearchArgs) -> anyhow::Result<ExitCode> {

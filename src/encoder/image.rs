@@ -73,6 +73,107 @@ fn invalid(item: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// Checks that a file's structure runs to its end marker: a JPEG's scans end
+/// in EOI, a PNG's chunks reach IEND, a WebP holds the bytes its RIFF header
+/// counts. Other formats are left to their decoders, which fail on short data.
+fn complete(format: image::ImageFormat, b: &[u8]) -> std::result::Result<(), String> {
+    match format {
+        image::ImageFormat::Jpeg => jpeg_complete(b),
+        image::ImageFormat::Png => png_complete(b),
+        image::ImageFormat::WebP => {
+            let want = b
+                .get(4..8)
+                .map(|s| u64::from(u32::from_le_bytes(s.try_into().expect("4"))) + 8);
+            match want {
+                Some(want) if want <= b.len() as u64 => Ok(()),
+                Some(want) => Err(format!(
+                    "the RIFF header counts {want} bytes, the file has {}",
+                    b.len()
+                )),
+                None => Err("no RIFF header".into()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Walks a JPEG's markers to its end-of-image marker.
+fn jpeg_complete(b: &[u8]) -> std::result::Result<(), String> {
+    let short = |at: usize, what: &str| {
+        Err(format!(
+            "{what} at byte {at} runs past the end ({} bytes)",
+            b.len()
+        ))
+    };
+    let mut i = 2; // after SOI
+    loop {
+        // Markers may be preceded by fill bytes 0xFF.
+        while b.get(i) == Some(&0xFF) && b.get(i + 1) == Some(&0xFF) {
+            i += 1;
+        }
+        let (Some(&0xFF), Some(&marker)) = (b.get(i), b.get(i + 1)) else {
+            return if i >= b.len() {
+                Err(format!("no end-of-image marker in {} bytes", b.len()))
+            } else {
+                Err(format!("no marker at byte {i}"))
+            };
+        };
+        match marker {
+            0xD9 => return Ok(()),
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let Some(len) = b.get(i + 2..i + 4) else {
+                    return short(i, "a marker segment");
+                };
+                let end = i + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if end > b.len() {
+                    return short(i, "a marker segment");
+                }
+                i = end;
+                if marker == 0xDA {
+                    // Entropy-coded data: runs until a marker that is not
+                    // a stuffed 0xFF00 or a restart marker.
+                    loop {
+                        match (b.get(i), b.get(i + 1)) {
+                            (None, _) | (Some(&0xFF), None) => {
+                                return Err(format!(
+                                    "the image data ends without an end-of-image marker ({} bytes)",
+                                    b.len()
+                                ))
+                            }
+                            (Some(&0xFF), Some(&(0x00 | 0xD0..=0xD7))) => i += 2,
+                            (Some(&0xFF), Some(_)) => break,
+                            _ => i += 1,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Walks a PNG's chunks to IEND.
+fn png_complete(b: &[u8]) -> std::result::Result<(), String> {
+    let mut i = 8; // after the signature
+    loop {
+        let Some(head) = b.get(i..i + 8) else {
+            return Err(format!("no IEND chunk in {} bytes", b.len()));
+        };
+        let len = u32::from_be_bytes(head[..4].try_into().expect("4")) as usize;
+        let end = i + 12 + len;
+        if end > b.len() {
+            return Err(format!(
+                "the chunk at byte {i} runs past the end ({} bytes)",
+                b.len()
+            ));
+        }
+        if &head[4..8] == b"IEND" {
+            return Ok(());
+        }
+        i = end;
+    }
+}
+
 /// Decodes an image (first frame of a GIF), applies its EXIF orientation and
 /// returns 8-bit RGB with alpha composited on white. `item` names it in errors.
 pub fn decode(bytes: &[u8], item: &str, limits: &ImageLimits) -> Result<RgbImage> {
@@ -102,12 +203,15 @@ pub fn decode_with(
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| invalid(item, e.to_string()))?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         return Err(invalid(
             item,
             "not a supported image (JPEG, PNG, WebP, GIF, BMP, TIFF)",
         ));
-    }
+    };
+    // The decoders fill a short file's missing rows with grey and say
+    // nothing; a cut file must be refused, as Pillow refuses it.
+    complete(format, bytes).map_err(|why| invalid(item, format!("truncated file: {why}")))?;
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| invalid(item, format!("cannot decode: {e}")))?;
@@ -472,13 +576,63 @@ mod tests {
         let e = decode(&full[..full.len() / 2], "cut.png", &limits)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("cut.png") && e.contains("decode"), "{e}");
+        assert!(e.contains("cut.png") && e.contains("truncated"), "{e}");
         let small = ImageLimits::default().with_max_pixels(10);
         let e = decode(&full, "big.png", &small).unwrap_err().to_string();
         assert!(
             e.contains("big.png") && e.contains("decompression bomb"),
             "{e}"
         );
+    }
+
+    fn noisy(w: u32, h: u32) -> DynamicImage {
+        let mut s = 7u32;
+        DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |_, _| {
+            s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let [a, b, c, _] = s.to_le_bytes();
+            image::Rgb([a, b, c])
+        }))
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused_at_every_cut() {
+        let limits = ImageLimits::default();
+        let img = noisy(64, 48);
+        for (name, format) in [
+            ("cut.jpg", image::ImageFormat::Jpeg),
+            ("cut.png", image::ImageFormat::Png),
+            ("cut.webp", image::ImageFormat::WebP),
+        ] {
+            let mut full = Vec::new();
+            img.write_to(&mut Cursor::new(&mut full), format).unwrap();
+            decode(&full, name, &limits).unwrap();
+            // Trailing bytes after the end marker are not truncation.
+            let mut padded = full.clone();
+            padded.extend_from_slice(&[0; 100]);
+            decode(&padded, name, &limits).unwrap();
+            for cut in (1..full.len()).step_by(13).chain([full.len() - 1]) {
+                let e = decode(&full[..cut], name, &limits)
+                    .err()
+                    .unwrap_or_else(|| panic!("{name} cut at {cut} of {} decoded", full.len()))
+                    .to_string();
+                assert!(e.contains(name), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn jpeg_scan_data_with_stuffing_and_restart_markers_is_walked() {
+        let ok = [
+            0xFF, 0xD8, // SOI
+            0xFF, 0xDA, 0x00, 0x02, // SOS (empty header)
+            0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD3, 0x56, // data, stuffed FF, RST3
+            0xFF, 0xFF, 0xD9, // fill byte, EOI
+        ];
+        assert_eq!(jpeg_complete(&ok), Ok(()));
+        assert!(jpeg_complete(&ok[..ok.len() - 1]).is_err());
+        assert!(jpeg_complete(&ok[..10])
+            .unwrap_err()
+            .contains("end-of-image"));
     }
 
     #[test]

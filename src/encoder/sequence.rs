@@ -18,9 +18,33 @@ use super::cleanup::{self, Cleanup};
 pub struct Truncation {
     /// Tokens the model saw (special tokens included).
     pub kept_tokens: usize,
-    /// Content tokens dropped from the end.
+    /// Content tokens dropped from the end, counted in the part of the
+    /// input that was tokenized (see `skipped_bytes`).
     pub dropped_tokens: usize,
+    /// Bytes at the end of the input that were never tokenized: a long text
+    /// is tokenized from a prefix (doubled until the kept tokens cannot
+    /// depend on the cut), so its cost is bounded by the model's length,
+    /// not the input's.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub skipped_bytes: usize,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// First prefix of a long text that is tokenized, in bytes per position of
+/// `max_length` (at least [`MIN_PREFIX`]).
+const PREFIX_PER_POSITION: usize = 64;
+/// Smallest first prefix, in bytes.
+const MIN_PREFIX: usize = 4096;
+/// Text past this many bytes is never tokenized (reported in
+/// [`Truncation::skipped_bytes`]): a text whose first 256 KiB do not fill
+/// the model's length is not prose.
+pub const MAX_TOKENIZED_BYTES: usize = 256 << 10;
+/// Characters between the end of the last kept token and the cut: a cut
+/// this far away cannot change the kept tokens unless one word is longer.
+const CUT_GUARD: usize = 256;
 
 /// One tokenized item.
 #[derive(Debug, Clone)]
@@ -31,10 +55,14 @@ pub struct Tokens {
     pub truncated: Option<Truncation>,
 }
 
+/// Longest SMILES accepted, in bytes (it is parsed and tokenized whole).
+pub const MAX_SMILES_BYTES: usize = 64 << 10;
+
 /// The bundle's tokenizer with its truncation set up.
 #[derive(Debug, Clone)]
 pub struct SequenceTokenizer {
     tokenizer: Tokenizer,
+    max_length: usize,
     modality: Modality,
     pad_id: u32,
     unk_id: Option<u32>,
@@ -82,6 +110,7 @@ impl SequenceTokenizer {
             .or_else(|| tokenizer.token_to_id("<unk>"));
         Ok(SequenceTokenizer {
             tokenizer,
+            max_length,
             modality,
             pad_id,
             unk_id,
@@ -118,25 +147,95 @@ impl SequenceTokenizer {
         if input.trim().is_empty() {
             return Err(invalid(format!("empty {}", self.what())));
         }
+        if self.modality == Modality::Molecule {
+            return self.tokenize_smiles(input, item);
+        }
+        // Text: tokenize a prefix, doubled until the kept tokens end well
+        // before the cut (or the prefix is the whole input).
+        let mut take = MIN_PREFIX.max(self.max_length.saturating_mul(PREFIX_PER_POSITION));
+        loop {
+            let (prefix, cut) = if input.len() <= take {
+                (input, false)
+            } else {
+                {
+                    let mut end = take;
+                    while !input.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    (&input[..end], true)
+                }
+            };
+            let cleaned;
+            let text = if self.cleanup == Cleanup::None {
+                prefix
+            } else {
+                cleaned = cleanup::apply(self.cleanup, prefix);
+                if !cut && cleaned.trim_start_matches('\u{2581}').trim().is_empty() {
+                    return Err(invalid(format!("empty {} after clean-up", self.what())));
+                }
+                cleaned.as_str()
+            };
+            let encoding = self
+                .tokenizer
+                .encode_char_offsets(text, true)
+                .map_err(|e| invalid(format!("tokenizer failed: {e}")))?;
+            if cut && take < MAX_TOKENIZED_BYTES {
+                let last_end = encoding
+                    .get_offsets()
+                    .iter()
+                    .zip(encoding.get_special_tokens_mask())
+                    .filter(|(_, special)| **special == 0)
+                    .map(|((_, end), _)| *end)
+                    .max()
+                    .unwrap_or(0);
+                let settled = !encoding.get_overflowing().is_empty()
+                    && last_end + CUT_GUARD <= text.chars().count();
+                if !settled {
+                    take = take.saturating_mul(2).min(MAX_TOKENIZED_BYTES);
+                    continue;
+                }
+            }
+            if cut && encoding.get_special_tokens_mask().iter().all(|m| *m == 1) {
+                return Err(invalid(format!(
+                    "no text in the first {MAX_TOKENIZED_BYTES} bytes ({} bytes in all)",
+                    input.len()
+                )));
+            }
+            return Ok(self.tokens(&encoding, input.len() - prefix.len()));
+        }
+    }
+
+    /// A SMILES is tokenized whole (every character must be covered), within
+    /// [`MAX_SMILES_BYTES`].
+    fn tokenize_smiles(&self, input: &str, item: &str) -> Result<Tokens> {
+        let invalid = |reason: String| Error::InvalidInput {
+            item: item.to_string(),
+            reason,
+        };
+        if input.len() > MAX_SMILES_BYTES {
+            return Err(invalid(format!(
+                "SMILES of {} bytes, over the limit of {MAX_SMILES_BYTES} bytes",
+                input.len()
+            )));
+        }
         let cleaned;
         let input = if self.cleanup == Cleanup::None {
             input
         } else {
             cleaned = cleanup::apply(self.cleanup, input);
-            if cleaned.trim_start_matches('\u{2581}').trim().is_empty() {
-                return Err(invalid(format!("empty {} after clean-up", self.what())));
-            }
             cleaned.as_str()
         };
         let encoding = self
             .tokenizer
             .encode_char_offsets(input, true)
             .map_err(|e| invalid(format!("tokenizer failed: {e}")))?;
-        if self.modality == Modality::Molecule {
-            crate::chem::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
-            self.check_covered(input, &encoding).map_err(invalid)?;
-        }
-        let truncated = if encoding.get_overflowing().is_empty() {
+        crate::chem::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
+        self.check_covered(input, &encoding).map_err(invalid)?;
+        Ok(self.tokens(&encoding, 0))
+    }
+
+    fn tokens(&self, encoding: &tokenizers::Encoding, skipped_bytes: usize) -> Tokens {
+        let truncated = if encoding.get_overflowing().is_empty() && skipped_bytes == 0 {
             None
         } else {
             let dropped = encoding
@@ -152,12 +251,13 @@ impl SequenceTokenizer {
             Some(Truncation {
                 kept_tokens: encoding.len(),
                 dropped_tokens: dropped,
+                skipped_bytes,
             })
         };
-        Ok(Tokens {
+        Tokens {
             ids: encoding.get_ids().to_vec(),
             truncated,
-        })
+        }
     }
 
     fn what(&self) -> &'static str {

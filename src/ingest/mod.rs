@@ -244,6 +244,8 @@ impl ItemInput {
 pub struct ItemSpec {
     /// External id.
     pub id: String,
+    /// Where it was read: `file` or `file:line` (1-based).
+    pub at: String,
     /// What to encode.
     pub input: ItemInput,
     /// Payload (an object).
@@ -272,6 +274,7 @@ pub fn read_items(file: &SourceFile) -> Result<FileRead> {
     let mut errors = Vec::new();
     match file.kind {
         SourceKind::Image => items.push(ItemSpec {
+            at: id_base.clone(),
             id: id_base,
             input: ItemInput::Image(path.clone()),
             payload: serde_json::json!({}),
@@ -279,6 +282,7 @@ pub fn read_items(file: &SourceFile) -> Result<FileRead> {
         SourceKind::Text => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             items.push(ItemSpec {
+                at: id_base.clone(),
                 id: id_base,
                 input: ItemInput::Text(text),
                 payload: serde_json::json!({}),
@@ -292,6 +296,7 @@ pub fn read_items(file: &SourceFile) -> Result<FileRead> {
                 }
                 match parse_jsonl(line, path) {
                     Ok((id, input, payload)) => items.push(ItemSpec {
+                        at: format!("{id_base}:{}", n + 1),
                         id: id.unwrap_or_else(|| format!("{id_base}#{}", n + 1)),
                         input,
                         payload,
@@ -314,6 +319,7 @@ pub fn read_items(file: &SourceFile) -> Result<FileRead> {
                     payload["name"] = Value::String(name.join(" "));
                 }
                 items.push(ItemSpec {
+                    at: format!("{id_base}:{}", n + 1),
                     id: format!("{id_base}#{}", n + 1),
                     input: ItemInput::Smiles(smiles.to_string()),
                     payload,
@@ -356,6 +362,7 @@ pub fn read_items(file: &SourceFile) -> Result<FileRead> {
                     payload.insert(c.trim().to_string(), Value::String(v.clone()));
                 }
                 items.push(ItemSpec {
+                    at: format!("{id_base}:{}", n + 1),
                     id: id_col
                         .map(|i| row[i].clone())
                         .filter(|s| !s.is_empty())
@@ -366,6 +373,24 @@ pub fn read_items(file: &SourceFile) -> Result<FileRead> {
             }
         }
     }
+    // An id given twice in one file: the first line keeps it.
+    let mut first: HashMap<String, String> = HashMap::new();
+    items.retain(|it| match first.get(&it.id) {
+        Some(at) => {
+            errors.push(Error::InvalidInput {
+                item: it.at.clone(),
+                reason: format!(
+                    "id `{}` is already used at {at}; this line is skipped (ids must be unique)",
+                    it.id
+                ),
+            });
+            false
+        }
+        None => {
+            first.insert(it.id.clone(), it.at.clone());
+            true
+        }
+    });
     Ok(FileRead::Items(items, errors))
 }
 
@@ -506,14 +531,42 @@ pub fn sync(
             !unchanged
         })
         .collect();
+    // Each id belongs to one file: the files that are not re-read keep
+    // theirs, and in this run the first file (in discovery order) that
+    // gives an id keeps it. Another file giving it is an error, not a
+    // replacement, so indexing converges instead of flipping between them.
+    let rereading: std::collections::HashSet<String> =
+        todo.iter().map(|f| f.path.display().to_string()).collect();
+    let mut owner: HashMap<String, String> = HashMap::new();
+    for (source, (ids, _)) in &known {
+        if !rereading.contains(source) {
+            for id in ids {
+                owner.insert(id.clone(), source.clone());
+            }
+        }
+    }
     let total = todo.len();
     let mut done = 0;
     let mut group: Vec<(&SourceFile, Vec<ItemSpec>)> = Vec::new();
     let mut group_items = 0;
     for file in todo {
         match read_items(file) {
-            Ok(FileRead::Items(items, errors)) => {
+            Ok(FileRead::Items(mut items, errors)) => {
                 report.errors.extend(errors.iter().map(|e| e.to_string()));
+                let source = file.path.display().to_string();
+                items.retain(|it| match owner.get(&it.id) {
+                    Some(other) if *other != source => {
+                        report.errors.push(format!(
+                            "{}: id `{}` belongs to {other}; skipped (ids must be unique across files)",
+                            it.at, it.id
+                        ));
+                        false
+                    }
+                    _ => {
+                        owner.insert(it.id.clone(), source.clone());
+                        true
+                    }
+                });
                 group_items += items.len();
                 group.push((file, items));
             }
@@ -574,10 +627,21 @@ fn flush(
                             report.items_added += 1;
                             any = true;
                         }
-                        Err(err) => report.errors.push(format!("{}: {err}", spec.id)),
+                        Err(err) => report
+                            .errors
+                            .push(format!("{}: id `{}`: {err}", spec.at, spec.id)),
                     }
                 }
-                Err(err) => report.errors.push(err.to_string()),
+                Err(err) => {
+                    // The encoder names the batch position; say file:line and id.
+                    let reason = match &err {
+                        Error::InvalidInput { reason, .. } => reason.clone(),
+                        other => other.to_string(),
+                    };
+                    report
+                        .errors
+                        .push(format!("{}: id `{}`: {reason}", spec.at, spec.id))
+                }
             }
         }
         if any {

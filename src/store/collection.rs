@@ -183,6 +183,24 @@ pub struct CollectionInfo {
     pub disk_bytes: u64,
     /// Checkpoint generation.
     pub generation: u64,
+    /// Set when the write-ahead log is damaged: what and where. The items
+    /// counted are those before the damage; no writer opens until
+    /// `weft collections repair` (see [`Collection::repair`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+}
+
+/// Result of [`Collection::repair`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairReport {
+    /// The log that was cut.
+    pub wal: PathBuf,
+    /// The copy of the log as it was, kept beside it; `None` when nothing was damaged.
+    pub copy: Option<PathBuf>,
+    /// Bytes cut from the log.
+    pub bytes_cut: u64,
+    /// Items readable after the repair.
+    pub items: usize,
 }
 
 impl Snapshot {
@@ -428,6 +446,8 @@ pub struct Collection {
     config: Arc<CollectionConfig>,
     current: RwLock<Arc<Snapshot>>,
     writer: Option<Mutex<WriterState>>,
+    /// The write-ahead log's damage, when a read-only open found some.
+    damage: Option<String>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -511,32 +531,24 @@ impl Collection {
         let config: CollectionConfig =
             serde_json::from_slice(&format::read_framed(&cfg_path, b"CCFG")?)
                 .map_err(|e| corrupt(&cfg_path, e.to_string()))?;
-        let lock = if write {
-            let path = dir.join(LOCK_FILE);
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(&path, e))?;
-            match file.try_lock() {
-                Ok(()) => Some(file),
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(Error::Locked {
-                        path: dir.to_path_buf(),
-                        lock: path,
-                    })
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
-            }
-        } else {
-            None
-        };
+        let lock = if write { Some(lock_writer(dir)?) } else { None };
         let config = Arc::new(config);
         let manifest = read_manifest(dir)?;
         let snapshot = load_snapshot(dir, &config, &manifest)?;
         let wal_path = dir.join(&manifest.wal);
-        let replayed = wal::replay(&wal_path, config.dim)?;
+        let mut replayed = wal::replay(&wal_path, config.dim)?;
+        let damage = replayed.damage.take();
+        if let (Some(err), true) = (&damage, lock.is_some()) {
+            // Never write past (or truncate) a damaged log: a writer would
+            // cut acknowledged items for good. Readers see what precedes it.
+            return Err(Error::Corrupted {
+                path: wal_path.clone(),
+                reason: format!(
+                    "{}; the collection opens read-only until it is repaired",
+                    damage_reason(err)
+                ),
+            });
+        }
         let mut snapshot = snapshot;
         for (ops, next) in &replayed.batches {
             snapshot.apply(ops, *next)?;
@@ -560,7 +572,60 @@ impl Collection {
             config,
             current: RwLock::new(Arc::new(snapshot)),
             writer,
+            damage: damage.as_ref().map(damage_reason),
         })
+    }
+
+    /// Repairs a collection whose write-ahead log is damaged: keeps a copy
+    /// of the log beside it (`damaged-wal-N.log.UNIXTIME`), then cuts the log
+    /// at the last commit before the damage. Items committed after that point
+    /// are lost from the collection (they stay in the copy); the report says
+    /// how many bytes went. Takes the writer lock; a collection with an
+    /// intact log is left as it is.
+    pub fn repair(dir: impl AsRef<Path>) -> Result<RepairReport> {
+        let dir = dir.as_ref();
+        let _lock = lock_writer(dir)?;
+        let manifest = read_manifest(dir)?;
+        let cfg_path = dir.join(CONFIG_FILE);
+        let config: CollectionConfig =
+            serde_json::from_slice(&format::read_framed(&cfg_path, b"CCFG")?)
+                .map_err(|e| corrupt(&cfg_path, e.to_string()))?;
+        let wal_path = dir.join(&manifest.wal);
+        let replayed = wal::replay(&wal_path, config.dim)?;
+        let mut report = RepairReport {
+            wal: wal_path.clone(),
+            copy: None,
+            bytes_cut: 0,
+            items: 0,
+        };
+        if replayed.damage.is_some() {
+            let len = std::fs::metadata(&wal_path)
+                .map_err(|e| Error::io(&wal_path, e))?
+                .len();
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            // Not named `wal-*`: cleanup() removes those that the manifest does not name.
+            let copy = dir.join(format!("damaged-{}.{stamp}", manifest.wal));
+            std::fs::copy(&wal_path, &copy).map_err(|e| Error::io(&copy, e))?;
+            std::fs::File::open(&copy)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&copy, e))?;
+            format::sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+            drop(WalWriter::open(&wal_path, replayed.valid_len)?);
+            report.copy = Some(copy);
+            report.bytes_cut = len - replayed.valid_len;
+        }
+        drop(_lock);
+        report.items = Self::open(dir)?.snapshot().len();
+        Ok(report)
+    }
+
+    /// What is wrong with the write-ahead log, when a read-only open found
+    /// it damaged (see [`CollectionInfo::damaged`]).
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
     }
 
     /// The folder.
@@ -946,8 +1011,15 @@ impl Collection {
         cleanup(&self.dir, &w.manifest)
     }
 
-    /// Reads every byte of every file and checks every checksum.
+    /// Reads every byte of every file and checks every checksum; a damaged
+    /// write-ahead log is an error too.
     pub fn verify(&self) -> Result<()> {
+        if let Some(reason) = &self.damage {
+            return Err(Error::Corrupted {
+                path: self.dir.join(read_manifest(&self.dir)?.wal),
+                reason: reason.clone(),
+            });
+        }
         let snap = self.snapshot();
         for s in &snap.segments {
             s.verify_all()?;
@@ -975,12 +1047,40 @@ impl Collection {
             wal_items: snap.mem.len(),
             disk_bytes,
             generation: snap.generation,
+            damaged: self.damage.clone(),
         }
     }
 }
 
 fn short(hash: &str) -> &str {
     &hash[..hash.len().min(12)]
+}
+
+/// Takes the collection's writer lock (a second writer gets [`Error::Locked`]).
+fn lock_writer(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+            path: dir.to_path_buf(),
+            lock: path,
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+/// The reason of a `Corrupted` error (the path is said separately).
+fn damage_reason(err: &Error) -> String {
+    match err {
+        Error::Corrupted { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn read_manifest(dir: &Path) -> Result<Manifest> {

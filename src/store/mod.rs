@@ -26,7 +26,7 @@ pub mod segment;
 pub mod tokens;
 pub mod wal;
 
-pub use collection::{Collection, CollectionConfig, CollectionInfo, Snapshot};
+pub use collection::{Collection, CollectionConfig, CollectionInfo, RepairReport, Snapshot};
 pub use tokens::TokenDtype;
 
 use crate::bundle::Modality;

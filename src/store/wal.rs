@@ -8,11 +8,23 @@
 //!       3 = commit next_doc u64
 //! ```
 //!
-//! A commit appends its records and a commit record, then fsyncs: only then
-//! does `commit()` return. Replay applies records up to the last commit
-//! record; a torn record at the very end (a crash during append) is dropped
-//! and truncated by the next writer. A bad record followed by more data is
-//! corruption and is reported with the file name and offset.
+//! A commit appends its records and fsyncs them, then appends the commit
+//! record and fsyncs again: only then does `commit()` return. So a valid
+//! commit record is only ever written after every record before it is on
+//! disk, and whatever a crash tears (in any order the disk chooses) lies
+//! after the last valid commit record.
+//!
+//! Replay applies records up to the last commit record. At the first record
+//! that does not read (a length running past the end, a checksum that fails,
+//! a body that does not decode) it looks for a valid commit record anywhere
+//! after it:
+//! - none: the bad bytes are the torn tail of a commit that never returned;
+//!   they are dropped and the next writer truncates them;
+//! - one or more: acknowledged data lies behind damaged bytes. That is
+//!   corruption, never a torn tail: replay reports the file and offset
+//!   ([`Replayed::damage`]), readers see the batches before it, and no
+//!   writer opens until `weft collections repair` has kept a copy of the log
+//!   and cut it at the damage.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -106,10 +118,16 @@ impl WalWriter {
         let mut e = Enc::default();
         e.u8(COMMIT);
         e.u64(next_doc);
+        // Records first, durable, then the commit record that vouches for
+        // them (see the module docs: this order is what lets replay tell a
+        // torn tail from damage).
+        let commit_at = buf.len();
         push_record(&mut buf, &e.0);
         let result = self
             .file
-            .write_all(&buf)
+            .write_all(&buf[..commit_at])
+            .and_then(|_| self.file.sync_data())
+            .and_then(|_| self.file.write_all(&buf[commit_at..]))
             .and_then(|_| self.file.sync_data());
         if let Err(err) = result {
             // Leave the file as it was before this commit.
@@ -145,6 +163,9 @@ pub struct Replayed {
     pub batches: Vec<(Vec<Op>, DocId)>,
     /// Length of the log up to the last commit record.
     pub valid_len: u64,
+    /// Set when damaged bytes lie before a valid commit record: what and
+    /// where (file and offset). `batches` then holds what precedes it.
+    pub damage: Option<Error>,
 }
 
 /// Reads the committed part of the log at `path`.
@@ -160,39 +181,107 @@ pub fn replay(path: &Path, dim: usize) -> Result<Replayed> {
     let mut pos = format::HEADER_LEN;
     let mut pending = Vec::new();
     while pos < bytes.len() {
-        let rest = &bytes[pos..];
-        let torn = |what: &str| -> Result<Replayed> {
-            Err(corrupt(path, format!("{what} at offset {pos}")))
-        };
-        if rest.len() < 8 {
-            break; // torn header of the last record
-        }
-        let len = u32::from_le_bytes(rest[..4].try_into().expect("4")) as usize;
-        let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4"));
-        let Some(body) = rest.get(8..8 + len) else {
-            break; // the last record was cut short
-        };
-        if format::crc32(body) != crc {
-            // A crash while appending leaves the tail unwritten (zeros); a
-            // full record with other bytes is damage, never dropped quietly.
-            if 8 + len == rest.len() && body.iter().all(|b| *b == 0) {
-                break;
+        let problem = match read_record(&bytes[pos..], dim) {
+            Ok((op, used)) => {
+                pos += used;
+                match op {
+                    Decoded::Op(op) => pending.push(op),
+                    Decoded::Commit(next) => {
+                        out.batches.push((std::mem::take(&mut pending), next));
+                        out.valid_len = pos as u64;
+                    }
+                }
+                continue;
             }
-            return torn("record fails its checksum");
-        }
-        let Some(op) = decode(body, dim) else {
-            return torn("malformed record");
+            Err(problem) => problem,
         };
-        pos += 8 + len;
-        match op {
-            Decoded::Op(op) => pending.push(op),
-            Decoded::Commit(next) => {
-                out.batches.push((std::mem::take(&mut pending), next));
-                out.valid_len = pos as u64;
-            }
+        // Torn tail or damage: a valid commit record after this point means
+        // acknowledged data lies behind the bad bytes.
+        if !pending.is_empty() && last_commit_damaged(&bytes, pos) {
+            out.damage = Some(corrupt(
+                path,
+                format!(
+                    "{problem} at offset {pos}: the last commit record is damaged (a torn write \
+                     leaves a zeroed sector, this one has none), so the last committed batch \
+                     cannot be read (the log is left as it is; `weft collections repair` keeps a \
+                     copy and cuts it at offset {})",
+                    out.valid_len
+                ),
+            ));
+        } else if let Some(at) = next_commit(&bytes, pos + 1) {
+            out.damage = Some(corrupt(
+                path,
+                format!(
+                    "{problem} at offset {pos}, followed by a valid commit record at offset {at}: \
+                     committed items after offset {pos} cannot be read (the log is left as it is; \
+                     `weft collections repair` keeps a copy and cuts it at offset {})",
+                    out.valid_len
+                ),
+            ));
         }
+        break;
     }
     Ok(out)
+}
+
+/// Reads one record at the start of `rest`: the op and the bytes it used,
+/// or what is wrong with it.
+fn read_record(rest: &[u8], dim: usize) -> std::result::Result<(Decoded, usize), &'static str> {
+    if rest.len() < 8 {
+        return Err("a record header runs past the end of the file");
+    }
+    let len = u32::from_le_bytes(rest[..4].try_into().expect("4")) as usize;
+    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4"));
+    let Some(body) = rest.get(8..8 + len) else {
+        return Err("a record length runs past the end of the file");
+    };
+    if format::crc32(body) != crc {
+        return Err("a record fails its checksum");
+    }
+    let op = decode(body, dim).ok_or("a record is malformed")?;
+    Ok((op, 8 + len))
+}
+
+/// Bytes of a commit record: header and body.
+const COMMIT_RECORD: usize = 8 + 9;
+/// The sector size a torn write is assumed to respect (disks write whole
+/// sectors; a crash leaves a sector old or new, and new space reads as zeros).
+const SECTOR: usize = 512;
+
+/// True when the bad bytes at `pos` are exactly one commit record's worth at
+/// the end of the log, shaped like one, with no zeroed sector in them: a
+/// commit record that was written whole and then changed, not one that a
+/// crash tore.
+fn last_commit_damaged(bytes: &[u8], pos: usize) -> bool {
+    if bytes.len() - pos != COMMIT_RECORD {
+        return false;
+    }
+    // Shaped like a commit record: its length or its type byte says so (a
+    // flipped bit changes one of them at most). A torn prefix of an add
+    // record has neither.
+    let rec = &bytes[pos..];
+    if rec[..4] != ((COMMIT_RECORD - 8) as u32).to_le_bytes() && rec[8] != COMMIT {
+        return false;
+    }
+    let mut at = pos;
+    while at < bytes.len() {
+        let end = ((at / SECTOR + 1) * SECTOR).min(bytes.len());
+        if bytes[at..end].iter().all(|b| *b == 0) {
+            return false;
+        }
+        at = end;
+    }
+    true
+}
+
+/// Offset of the first valid commit record at or after `from`.
+fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len().saturating_sub(COMMIT_RECORD - 1)).find(|&at| {
+        let rec = &bytes[at..at + COMMIT_RECORD];
+        rec[..4] == ((COMMIT_RECORD - 8) as u32).to_le_bytes()
+            && rec[8] == COMMIT
+            && format::crc32(&rec[8..]) == u32::from_le_bytes(rec[4..8].try_into().expect("4"))
+    })
 }
 
 enum Decoded {

@@ -1,5 +1,6 @@
 //! Routes, request parsing and handlers of the daemon.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -84,18 +85,31 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Auth, per-request timeout and metrics around every handler.
-async fn guard(Axs(state): Axs<Shared>, req: Request, next: Next) -> Response {
+/// Whether a request carried the right token (or none is required); /health
+/// says more to an authorised caller.
+#[derive(Clone, Copy)]
+struct Authorised(bool);
+
+async fn guard(Axs(state): Axs<Shared>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     bump(&state.metrics.requests);
     let public = req.uri().path() == "/health";
-    if let (Some(token), false) = (&state.config.token, public) {
+    let mut authorised = true;
+    if let Some(token) = &state.config.token {
         let ok = req
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|v| {
+                // The scheme is case-insensitive (RFC 7235).
+                let (scheme, t) = v.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| t.trim_start())
+            })
             .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        if !ok {
+        authorised = ok;
+        if !ok && !public {
             bump(&state.metrics.errors_4xx);
             return ApiError::new(
                 StatusCode::UNAUTHORIZED,
@@ -105,6 +119,7 @@ async fn guard(Axs(state): Axs<Shared>, req: Request, next: Next) -> Response {
             .into_response();
         }
     }
+    req.extensions_mut().insert(Authorised(authorised));
     let resp = match tokio::time::timeout(state.config.timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError::new(
@@ -196,8 +211,23 @@ impl InputSpec {
         .count()
     }
 
-    /// The owned input; `at` names it in errors.
-    fn resolve(self, state: &State, at: &str) -> Result<(OwnedInput, Option<String>), ApiError> {
+    /// The owned input, charged to the request's `budget`; `at` names it in errors.
+    fn resolve(
+        self,
+        state: &State,
+        at: &str,
+        budget: &mut Budget,
+    ) -> Result<(OwnedInput, Option<String>), ApiError> {
+        let (input, smiles) = self.resolve_unchecked(state, at)?;
+        budget.charge(state, &input, at)?;
+        Ok((input, smiles))
+    }
+
+    fn resolve_unchecked(
+        self,
+        state: &State,
+        at: &str,
+    ) -> Result<(OwnedInput, Option<String>), ApiError> {
         if self.given() != 1 {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -256,6 +286,56 @@ impl InputSpec {
     }
 }
 
+/// What one request may still cost: decoded image pixels, over all its inputs.
+struct Budget {
+    pixels: u64,
+}
+
+impl Budget {
+    fn new(state: &State) -> Self {
+        Budget {
+            pixels: state.config.max_request_pixels,
+        }
+    }
+
+    /// Refuses (413) an input over the text limit or past the pixel budget,
+    /// before anything is tokenized or decoded.
+    fn charge(&mut self, state: &State, input: &OwnedInput, at: &str) -> Result<(), ApiError> {
+        let too_large =
+            |msg: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg);
+        match input {
+            OwnedInput::Text(t) | OwnedInput::Smiles(t) => {
+                let max = state.config.max_text_bytes;
+                if t.len() > max {
+                    return Err(too_large(format!(
+                        "{at}: {} bytes of text, over the limit of {max} (--max-text-bytes)",
+                        t.len()
+                    )));
+                }
+            }
+            OwnedInput::Image { bytes, .. } => {
+                // Only the header is read; a file that does not parse is
+                // left to the decoder, which names the problem.
+                let dims = image::ImageReader::new(std::io::Cursor::new(bytes))
+                    .with_guessed_format()
+                    .ok()
+                    .and_then(|r| r.into_dimensions().ok());
+                if let Some((w, h)) = dims {
+                    let px = u64::from(w) * u64::from(h);
+                    if px > self.pixels {
+                        return Err(too_large(format!(
+                            "{at}: {w}x{h} pixels; the images of one request may hold {} pixels in all (--max-request-pixels)",
+                            state.config.max_request_pixels
+                        )));
+                    }
+                    self.pixels -= px;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A server-side path must lie inside a configured root.
 fn allowed_path(state: &State, p: &str, at: &str) -> Result<PathBuf, ApiError> {
     let forbidden = |why: String| {
@@ -269,6 +349,12 @@ fn allowed_path(state: &State, p: &str, at: &str) -> Result<PathBuf, ApiError> {
         return Err(forbidden(
             "server-side paths are disabled (start weft serve with --root DIR)".into(),
         ));
+    }
+    // A path outside every root is refused before the file system is asked,
+    // so the answer says nothing about what exists there.
+    let lexical = lexical_absolute(Path::new(p));
+    if !state.config.roots.iter().any(|r| lexical.starts_with(r)) {
+        return Err(forbidden("outside the configured roots".into()));
     }
     let canon = Path::new(p).canonicalize().map_err(|e| {
         ApiError::new(
@@ -284,6 +370,27 @@ fn allowed_path(state: &State, p: &str, at: &str) -> Result<PathBuf, ApiError> {
     }
 }
 
+/// `p` made absolute (against the working folder) with `.` and `..`
+/// resolved by name only, without following links.
+fn lexical_absolute(p: &Path) -> PathBuf {
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(p)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 async fn encode_one(
     state: &State,
     bundle: &weft::bundle::Bundle,
@@ -295,7 +402,14 @@ async fn encode_one(
 
 // ---------------------------------------------------------------- handlers
 
-async fn health(Axs(state): Axs<Shared>) -> ApiResult {
+async fn health(
+    Axs(state): Axs<Shared>,
+    axum::Extension(Authorised(authorised)): axum::Extension<Authorised>,
+) -> ApiResult {
+    if !authorised {
+        // Without the token: alive or not, nothing about the server.
+        return ok(StatusCode::OK, json!({ "status": "ok" }));
+    }
     let models: Vec<Value> = {
         let map = state.batchers.lock().unwrap_or_else(|e| e.into_inner());
         map.values()
@@ -398,18 +512,35 @@ async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
         })
         .unwrap_or_default();
     names.sort();
-    for name in names {
-        match state.collection(&name) {
-            Ok(open) => {
-                let info = open.collection.info();
-                out.push(
-                    json!({"name": name, "items": info.items, "bundle": info.config.bundle_name}),
-                );
+    // Collections this daemon has open answer from memory; the others are
+    // read without their writer lock (a listing must not lock a CLI out).
+    let open: HashMap<String, Arc<super::Open>> = state
+        .collections
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let dir = dir.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        for name in names {
+            let info = match open.get(&name) {
+                Some(o) => Ok(o.collection.info()),
+                None => Collection::open(dir.join(&name)).map(|c| c.info()),
+            };
+            match info {
+                Ok(info) => out.push(json!({
+                    "name": name,
+                    "items": info.items,
+                    "bundle": info.config.bundle_name,
+                    "damaged": info.damaged.is_some(),
+                })),
+                Err(e) => out.push(json!({"name": name, "error": ApiError::from(e).message})),
             }
-            Err(e) => out.push(json!({"name": name, "error": e.message})),
         }
-    }
-    ok(StatusCode::OK, json!({ "collections": out }))
+        out
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    ok(StatusCode::OK, json!({ "collections": listed }))
 }
 
 #[derive(Deserialize)]
@@ -545,6 +676,7 @@ async fn add_items(
     }
     let mut inputs = Vec::with_capacity(req.items.len());
     let mut metas = Vec::with_capacity(req.items.len());
+    let mut budget = Budget::new(&state);
     for (i, item) in req.items.into_iter().enumerate() {
         let at = format!("items[{i}]");
         if item.id.is_empty() {
@@ -572,7 +704,7 @@ async fn add_items(
             path: item.path,
         };
         let source = spec.path.clone().unwrap_or_default();
-        let (input, smiles) = spec.resolve(&state, &at)?;
+        let (input, smiles) = spec.resolve(&state, &at, &mut budget)?;
         let modality = match &input {
             OwnedInput::Text(_) => Modality::Text,
             OwnedInput::Smiles(_) => Modality::Molecule,
@@ -734,7 +866,7 @@ async fn search_handler(
             .collect();
         (Query::new(v, tokens), None)
     } else {
-        let (input, smiles) = spec.resolve(&state, "query")?;
+        let (input, smiles) = spec.resolve(&state, "query", &mut Budget::new(&state))?;
         let mut q = Query::from_encoded(encode_one(&state, &open.bundle, input).await?);
         if let Some(s) = smiles {
             q = q.with_smiles(s);
@@ -784,7 +916,7 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
         image_base64: req.image_base64,
         path: req.path,
     };
-    let (input, _) = spec.resolve(&state, "input")?;
+    let (input, _) = spec.resolve(&state, "input", &mut Budget::new(&state))?;
     let mut opts = ClassifyOptions::default()
         .with_top_k(req.top_k.unwrap_or(5))
         .with_abstain_below(req.abstain);
@@ -802,6 +934,33 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
         .templates
         .clone()
         .unwrap_or_else(|| bundle.manifest().zero_shot.templates.clone());
+    if req.labels.len() > state.config.max_labels {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "field `labels`: {} labels, over the limit of {} (--max-labels)",
+                req.labels.len(),
+                state.config.max_labels
+            ),
+        ));
+    }
+    if let Some((i, l)) = req
+        .labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.len() > state.config.max_text_bytes)
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "field `labels[{i}]`: {} bytes, over the limit of {} (--max-text-bytes)",
+                l.len(),
+                state.config.max_text_bytes
+            ),
+        ));
+    }
     weft::classify::validate(&req.labels, &templates)?;
     let query = Query::from_encoded(encode_one(&state, &bundle, input).await?);
     let classifier = {
@@ -858,8 +1017,12 @@ async fn embed(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> 
             .unwrap_or(&state.config.default_bundle),
     )?;
     let mut inputs = Vec::new();
+    let mut budget = Budget::new(&state);
     for (i, spec) in req.inputs.into_iter().enumerate() {
-        inputs.push(spec.resolve(&state, &format!("inputs[{i}]"))?.0);
+        inputs.push(
+            spec.resolve(&state, &format!("inputs[{i}]"), &mut budget)?
+                .0,
+        );
     }
     let encoded = state.batcher(&bundle)?.encode(inputs).await;
     let dim = bundle.dim();

@@ -41,6 +41,14 @@ pub struct ServeConfig {
     pub max_batch: usize,
     pub max_wait: Duration,
     pub default_bundle: String,
+    /// Most labels in one /classify request.
+    pub max_labels: usize,
+    /// Longest text or SMILES in one input, in bytes.
+    pub max_text_bytes: usize,
+    /// Most decoded pixels of all images in one request.
+    pub max_request_pixels: u64,
+    /// Capacity of the label embedding cache.
+    pub label_cache_bytes: u64,
 }
 
 /// An API error: status, stable code, message naming the field or input.
@@ -77,6 +85,7 @@ impl From<weft::Error> for ApiError {
             E::DuplicateId { .. } => (StatusCode::CONFLICT, "duplicate_id"),
             E::BundleMismatch { .. } => (StatusCode::CONFLICT, "bundle_mismatch"),
             E::Locked { .. } => (StatusCode::CONFLICT, "locked"),
+            E::Corrupted { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupted"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, code, e.to_string())
@@ -128,6 +137,8 @@ pub struct State {
     pub collections: Mutex<HashMap<String, Arc<Open>>>,
     pub batchers: Mutex<HashMap<String, Arc<Batcher>>>,
     pub labels: Arc<LabelCache>,
+    /// Bundles opened (and hashed) once, by the name requests use.
+    pub bundles: Mutex<HashMap<String, Bundle>>,
     pub metrics: Metrics,
     pub classifiers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<weft::classify::Classifier>>>>,
 }
@@ -174,10 +185,56 @@ impl State {
         Ok(open)
     }
 
-    /// A verified bundle by name.
+    /// A verified bundle by name: a bundle in the models folders (never a
+    /// path), opened and hashed on first use only. The daemon's default
+    /// bundle may be a folder, as its operator gave it.
     pub fn bundle(&self, name: &str) -> Result<Bundle, ApiError> {
-        let dir = bundle::resolve(name, &self.config.bundle_dirs)?;
-        Ok(Bundle::open(dir)?)
+        if let Some(b) = self
+            .bundles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Ok(b.clone());
+        }
+        if name != self.config.default_bundle {
+            let plain = !name.is_empty()
+                && name.len() <= 128
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !plain {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_field",
+                    format!(
+                        "field `bundle`: `{name}` is not a bundle name (1-128 letters, digits, '-', '_' or '.'; paths are not accepted)"
+                    ),
+                ));
+            }
+        }
+        let dir = bundle::resolve(name, &self.config.bundle_dirs).map_err(|_| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("bundle `{name}` is not installed (GET /health lists the bundles in use)"),
+            )
+        })?;
+        let b = Bundle::open(&dir).map_err(|e| {
+            // The reason may quote the operator's files: it goes to the log.
+            eprintln!("weft serve: bundle `{name}` does not open: {e}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "bundle_broken",
+                format!("bundle `{name}` does not open (the server log says why)"),
+            )
+        })?;
+        self.bundles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), b.clone());
+        Ok(b)
     }
 
     /// The batching encoder of a bundle.
@@ -230,7 +287,8 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         runtime,
         collections: Mutex::new(HashMap::new()),
         batchers: Mutex::new(HashMap::new()),
-        labels: Arc::new(LabelCache::new()),
+        labels: Arc::new(LabelCache::with_capacity_bytes(config.label_cache_bytes)),
+        bundles: Mutex::new(HashMap::new()),
         metrics: Metrics::default(),
         classifiers: Mutex::new(HashMap::new()),
         config,
