@@ -305,13 +305,40 @@ fn indexing_converges_with_duplicate_ids_and_failed_inputs_exit_4() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 items in the collection"), "{stdout}");
-    // Again: nothing flips, nothing is re-indexed.
+    // Again: the files with skipped lines are read again and say so again
+    // (exit 4), and nothing flips: `x` stays a.jsonl's.
     for _ in 0..2 {
         let out = index();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("0 indexed"), "{stdout}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stdout.contains("3 items in the collection"), "{stdout}");
-        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(out.status.code(), Some(4), "{stderr}");
+        assert!(stderr.contains("b.jsonl:1: id `x` belongs to"), "{stderr}");
+        let mut cmd = weft();
+        tiny_env(&mut cmd, &dir.join("collections"));
+        let out = cmd
+            .args(["search", "alpha", "-c", "dups", "-k", "3", "--json"])
+            .output()
+            .unwrap();
+        let hits: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let x = hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["id"] == "x")
+            .expect("x is there");
+        assert!(x.to_string().contains("a.jsonl"), "{x}");
     }
+    // Fixed: b.jsonl without the clash is indexed and the runs are quiet.
+    std::fs::write(data.join("b.jsonl"), "{\"id\":\"z\",\"text\":\"delta\"}\n").unwrap();
+    std::fs::write(
+        data.join("a.jsonl"),
+        "{\"id\":\"x\",\"text\":\"alpha\"}\n{\"id\":\"y\",\"text\":\"beta\"}\n",
+    )
+    .unwrap();
+    assert_eq!(index().status.code(), Some(0));
+    let out = index();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 indexed"));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -358,3 +358,17 @@ fn a_modality_the_bundle_lacks_is_a_clear_error() {
     assert!(err.contains("no molecule encoder"), "{err}");
     assert!(enc.encoder(Modality::Molecule).is_err());
 }
+
+#[test]
+fn ring_bonds_0_and_percent_00_encode_as_the_same_molecule() {
+    let mut enc = encoders("tiny-mol", EncoderOptions::default());
+    let out = enc.encode(&[
+        Input::Smiles("C1CCCCC1O"),
+        Input::Smiles("C0CCCCC0O"),
+        Input::Smiles("C%00CCCCC%00O"),
+    ]);
+    let want = out[0].as_ref().unwrap();
+    for got in &out[1..] {
+        assert_eq!(got.as_ref().unwrap().embedding, want.embedding);
+    }
+}

@@ -665,6 +665,27 @@ fn hardening_limits_names_and_disclosure() {
         "too_large",
         "--max-labels",
     );
+    let many: Vec<String> = (0..300).map(|i| format!("{i} {{}}")).collect();
+    assert_error(
+        auth(
+            "POST",
+            "/classify",
+            json!({"text": "a", "labels": ["cat"], "templates": many}),
+        ),
+        413,
+        "too_large",
+        "templates",
+    );
+    assert_error(
+        auth(
+            "POST",
+            "/classify",
+            json!({"text": "a", "labels": ["x".repeat(100)], "templates": ["{}".repeat(20)]}),
+        ),
+        413,
+        "too_large",
+        "templates[0]",
+    );
     assert_error(
         auth(
             "POST",

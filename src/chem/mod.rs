@@ -15,4 +15,6 @@ pub mod smiles;
 
 pub use motif::{motifs, motifs_from_molecule, tokenize, Motif, MotifKind};
 pub use ot::{cosine_cost, motif_embeddings, ot_similarity, sinkhorn, Transport};
-pub use smiles::{parse, Atom, Bond, BondOrder, Molecule, RingSystem, SmilesError};
+pub use smiles::{
+    parse, renumber_ring_closures, Atom, Bond, BondOrder, Molecule, RingSystem, SmilesError,
+};

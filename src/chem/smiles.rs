@@ -445,6 +445,72 @@ fn bond_order_of(c: char) -> Option<BondOrder> {
     }
 }
 
+/// The same SMILES with its ring-closure labels renumbered the way RDKit
+/// writes them: each ring bond takes the lowest label free when it opens
+/// (`C0CC0` and `C%00CC%00` become `C1CC1`). The labels carry no meaning, so
+/// the molecule is the same; a tokenizer whose vocabulary lacks `0` or `%00`
+/// then reads it. Bracket atoms are copied as they are; labels above 99 stay
+/// as given.
+pub fn renumber_ring_closures(smiles: &str) -> String {
+    let chars: Vec<char> = smiles.chars().collect();
+    let mut out = String::with_capacity(smiles.len());
+    let mut open: HashMap<u32, u32> = HashMap::new();
+    let mut used: std::collections::BTreeSet<u32> = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let label = match c {
+            '[' => {
+                let end = chars[i..]
+                    .iter()
+                    .position(|&x| x == ']')
+                    .map_or(chars.len(), |p| i + p + 1);
+                out.extend(&chars[i..end]);
+                i = end;
+                continue;
+            }
+            '%' => match (chars.get(i + 1), chars.get(i + 2)) {
+                (Some(a), Some(b)) if a.is_ascii_digit() && b.is_ascii_digit() => {
+                    i += 3;
+                    a.to_digit(10).unwrap_or(0) * 10 + b.to_digit(10).unwrap_or(0)
+                }
+                _ => {
+                    out.push(c);
+                    i += 1;
+                    continue;
+                }
+            },
+            d if d.is_ascii_digit() => {
+                i += 1;
+                d.to_digit(10).unwrap_or(0)
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+        };
+        let new = match open.remove(&label) {
+            Some(n) => {
+                used.remove(&n);
+                n
+            }
+            None => {
+                let n = (1..).find(|n| !used.contains(n)).unwrap_or(label);
+                used.insert(n);
+                open.insert(label, n);
+                n
+            }
+        };
+        if new < 10 {
+            out.push(char::from_digit(new, 10).unwrap_or('0'));
+        } else {
+            out.push_str(&format!("%{new:02}"));
+        }
+    }
+    out
+}
+
 /// Parse and validate a SMILES string.
 ///
 /// Errors carry the 0-based char position of the problem: unknown element or
@@ -895,6 +961,30 @@ fn parse_bracket(chars: &[char], start: usize) -> Result<(Atom, usize), SmilesEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ring_closure_labels_renumber_as_rdkit_writes_them() {
+        for (given, want) in [
+            ("C0CC0", "C1CC1"),
+            ("C%00CC%00", "C1CC1"),
+            ("C1CC2CC2C1", "C1CC2CC2C1"),
+            ("C9CC9C1CC1", "C1CC1C1CC1"),
+            ("[13CH3]C0CC=0", "[13CH3]C1CC=1"),
+            ("C%12CC%12", "C1CC1"),
+            ("CCO", "CCO"),
+        ] {
+            assert_eq!(renumber_ring_closures(given), want, "{given}");
+            let a = parse(given).unwrap();
+            let b = parse(want).unwrap();
+            assert_eq!(
+                (a.atoms.len(), a.bonds.len()),
+                (b.atoms.len(), b.bonds.len())
+            );
+        }
+        // Ring bonds 0 and %00 are valid SMILES.
+        assert!(parse("C0CCCCC0").is_ok());
+        assert!(parse("C%00CCCCC%00").is_ok());
+    }
 
     fn err(s: &str) -> SmilesError {
         match parse(s) {

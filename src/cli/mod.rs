@@ -527,6 +527,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bind: args.bind,
                 token: args.token.filter(|t| !t.is_empty()),
                 roots,
+                roots_as_given: args.roots.clone(),
                 collections_dir: env.collections_dir(),
                 bundle_dirs: env.bundle_dirs.clone(),
                 runtime,

@@ -142,6 +142,8 @@ fn jpeg_complete(b: &[u8]) -> std::result::Result<(), String> {
                                 ))
                             }
                             (Some(&0xFF), Some(&(0x00 | 0xD0..=0xD7))) => i += 2,
+                            // A fill byte before a marker.
+                            (Some(&0xFF), Some(&0xFF)) => i += 1,
                             (Some(&0xFF), Some(_)) => break,
                             _ => i += 1,
                         }
@@ -626,11 +628,12 @@ mod tests {
             0xFF, 0xD8, // SOI
             0xFF, 0xDA, 0x00, 0x02, // SOS (empty header)
             0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD3, 0x56, // data, stuffed FF, RST3
+            0xFF, 0xFF, 0xD4, 0x78, // fill byte, RST4, data
             0xFF, 0xFF, 0xD9, // fill byte, EOI
         ];
         assert_eq!(jpeg_complete(&ok), Ok(()));
         assert!(jpeg_complete(&ok[..ok.len() - 1]).is_err());
-        assert!(jpeg_complete(&ok[..10])
+        assert!(jpeg_complete(&ok[..14])
             .unwrap_err()
             .contains("end-of-image"));
     }

@@ -152,7 +152,9 @@ impl SequenceTokenizer {
         }
         // Text: tokenize a prefix, doubled until the kept tokens end well
         // before the cut (or the prefix is the whole input).
-        let mut take = MIN_PREFIX.max(self.max_length.saturating_mul(PREFIX_PER_POSITION));
+        let mut take = MIN_PREFIX
+            .max(self.max_length.saturating_mul(PREFIX_PER_POSITION))
+            .min(MAX_TOKENIZED_BYTES);
         loop {
             let (prefix, cut) = if input.len() <= take {
                 (input, false)
@@ -230,7 +232,21 @@ impl SequenceTokenizer {
             .encode_char_offsets(input, true)
             .map_err(|e| invalid(format!("tokenizer failed: {e}")))?;
         crate::chem::parse(input.trim()).map_err(|e| invalid(e.to_string()))?;
-        self.check_covered(input, &encoding).map_err(invalid)?;
+        if let Err(why) = self.check_covered(input, &encoding) {
+            // Ring-closure labels carry no meaning: a label the vocabulary
+            // lacks (`0`, `%00`) is renumbered as RDKit writes SMILES.
+            let renumbered = crate::chem::renumber_ring_closures(input);
+            if renumbered == input {
+                return Err(invalid(why));
+            }
+            let again = self
+                .tokenizer
+                .encode_char_offsets(renumbered.as_str(), true)
+                .map_err(|e| invalid(format!("tokenizer failed: {e}")))?;
+            self.check_covered(&renumbered, &again)
+                .map_err(|_| invalid(why))?;
+            return Ok(self.tokens(&again, 0));
+        }
         Ok(self.tokens(&encoding, 0))
     }
 

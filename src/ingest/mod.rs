@@ -531,20 +531,22 @@ pub fn sync(
             !unchanged
         })
         .collect();
-    // Each id belongs to one file: the files that are not re-read keep
-    // theirs, and in this run the first file (in discovery order) that
-    // gives an id keeps it. Another file giving it is an error, not a
+    // Each id belongs to one file: a file that still exists keeps the ids
+    // it holds, and in this run the first file (in discovery order) that
+    // gives a new id keeps it. Another file giving it is an error, not a
     // replacement, so indexing converges instead of flipping between them.
-    let rereading: std::collections::HashSet<String> =
-        todo.iter().map(|f| f.path.display().to_string()).collect();
+    // A file with an item skipped or failed is recorded as partial and read
+    // again next run, so the error repeats until it is fixed and a skipped
+    // id is picked up once its owner lets it go.
     let mut owner: HashMap<String, String> = HashMap::new();
     for (source, (ids, _)) in &known {
-        if !rereading.contains(source) {
+        if present.contains(source) || Path::new(source).exists() {
             for id in ids {
                 owner.insert(id.clone(), source.clone());
             }
         }
     }
+    let mut partial: std::collections::HashSet<String> = std::collections::HashSet::new();
     let total = todo.len();
     let mut done = 0;
     let mut group: Vec<(&SourceFile, Vec<ItemSpec>)> = Vec::new();
@@ -554,12 +556,16 @@ pub fn sync(
             Ok(FileRead::Items(mut items, errors)) => {
                 report.errors.extend(errors.iter().map(|e| e.to_string()));
                 let source = file.path.display().to_string();
+                if !errors.is_empty() {
+                    partial.insert(source.clone());
+                }
                 items.retain(|it| match owner.get(&it.id) {
                     Some(other) if *other != source => {
                         report.errors.push(format!(
                             "{}: id `{}` belongs to {other}; skipped (ids must be unique across files)",
                             it.at, it.id
                         ));
+                        partial.insert(source.clone());
                         false
                     }
                     _ => {
@@ -575,14 +581,28 @@ pub fn sync(
         }
         if group_items >= batch.max(1) {
             done += group.len();
-            flush(collection, encoders, &known, &mut group, &mut report)?;
+            flush(
+                collection,
+                encoders,
+                &known,
+                &partial,
+                &mut group,
+                &mut report,
+            )?;
             group_items = 0;
             progress(done, total, report.items_added);
         }
     }
     if !group.is_empty() {
         done += group.len();
-        flush(collection, encoders, &known, &mut group, &mut report)?;
+        flush(
+            collection,
+            encoders,
+            &known,
+            &partial,
+            &mut group,
+            &mut report,
+        )?;
         progress(done, total, report.items_added);
     }
     Ok(report)
@@ -593,6 +613,7 @@ fn flush(
     collection: &Collection,
     encoders: &mut BundleEncoders,
     known: &HashMap<String, (Vec<String>, Value)>,
+    partial: &std::collections::HashSet<String>,
     group: &mut Vec<(&SourceFile, Vec<ItemSpec>)>,
     report: &mut SyncReport,
 ) -> Result<()> {
@@ -608,12 +629,21 @@ fn flush(
                 }
             }
         }
+        let results: Vec<_> = items
+            .iter()
+            .map(|_| encoded.next().expect("one result per input"))
+            .collect();
+        // A file with a line that failed is read again next run.
+        let mut state = file.state();
+        if partial.contains(&source) || results.iter().any(|r| r.is_err()) {
+            state["partial"] = Value::Bool(true);
+        }
         let mut any = false;
-        for spec in items {
-            match encoded.next().expect("one result per input") {
+        for (spec, result) in items.into_iter().zip(results) {
+            match result {
                 Ok(e) => {
                     let mut payload = spec.payload.clone();
-                    payload[FILE_KEY] = file.state();
+                    payload[FILE_KEY] = state.clone();
                     if let ItemInput::Smiles(s) = &spec.input {
                         if payload.get("smiles").is_none() {
                             payload["smiles"] = Value::String(s.clone());

@@ -249,9 +249,12 @@ const COMMIT_RECORD: usize = 8 + 9;
 const SECTOR: usize = 512;
 
 /// True when the bad bytes at `pos` are exactly one commit record's worth at
-/// the end of the log, shaped like one, with no zeroed sector in them: a
-/// commit record that was written whole and then changed, not one that a
-/// crash tore.
+/// the end of the log, shaped like one, and either one flipped bit away from
+/// a valid commit record or without a zeroed sector: a commit record that
+/// was written whole and then changed, not one that a crash tore. (A torn
+/// commit record keeps its first sector and reads zeros after; when the
+/// record's true bytes there are zeros too, as `next_doc`'s high bytes
+/// often are, only the one-bit test tells the two apart.)
 fn last_commit_damaged(bytes: &[u8], pos: usize) -> bool {
     if bytes.len() - pos != COMMIT_RECORD {
         return false;
@@ -262,6 +265,16 @@ fn last_commit_damaged(bytes: &[u8], pos: usize) -> bool {
     let rec = &bytes[pos..];
     if rec[..4] != ((COMMIT_RECORD - 8) as u32).to_le_bytes() && rec[8] != COMMIT {
         return false;
+    }
+    let mut fixed = [0u8; COMMIT_RECORD];
+    fixed.copy_from_slice(rec);
+    for bit in 0..COMMIT_RECORD * 8 {
+        fixed[bit / 8] ^= 1 << (bit % 8);
+        let valid = is_commit_record(&fixed);
+        fixed[bit / 8] ^= 1 << (bit % 8);
+        if valid {
+            return true;
+        }
     }
     let mut at = pos;
     while at < bytes.len() {
@@ -276,12 +289,15 @@ fn last_commit_damaged(bytes: &[u8], pos: usize) -> bool {
 
 /// Offset of the first valid commit record at or after `from`.
 fn next_commit(bytes: &[u8], from: usize) -> Option<usize> {
-    (from..bytes.len().saturating_sub(COMMIT_RECORD - 1)).find(|&at| {
-        let rec = &bytes[at..at + COMMIT_RECORD];
-        rec[..4] == ((COMMIT_RECORD - 8) as u32).to_le_bytes()
-            && rec[8] == COMMIT
-            && format::crc32(&rec[8..]) == u32::from_le_bytes(rec[4..8].try_into().expect("4"))
-    })
+    (from..bytes.len().saturating_sub(COMMIT_RECORD - 1))
+        .find(|&at| is_commit_record(&bytes[at..at + COMMIT_RECORD]))
+}
+
+/// `rec` (commit-record sized) is a valid commit record.
+fn is_commit_record(rec: &[u8]) -> bool {
+    rec[..4] == ((COMMIT_RECORD - 8) as u32).to_le_bytes()
+        && rec[8] == COMMIT
+        && format::crc32(&rec[8..]) == u32::from_le_bytes(rec[4..8].try_into().expect("4"))
 }
 
 enum Decoded {
@@ -324,4 +340,57 @@ fn decode(body: &[u8], dim: usize) -> Option<Decoded> {
         _ => return None,
     };
     (d.remaining() == 0).then_some(op)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit_record(next_doc: u64) -> Vec<u8> {
+        let mut e = Enc::default();
+        e.u8(COMMIT);
+        e.u64(next_doc);
+        let mut buf = Vec::new();
+        push_record(&mut buf, &e.0);
+        buf
+    }
+
+    #[test]
+    fn a_flipped_final_commit_record_is_damage_at_every_sector_alignment() {
+        for next_doc in [18u64, 0x0102_0304_0506_0708] {
+            let rec = commit_record(next_doc);
+            for pad in 500..530 {
+                let mut bytes = vec![7u8; pad];
+                bytes.extend_from_slice(&rec);
+                for bit in 0..COMMIT_RECORD * 8 {
+                    let mut b = bytes.clone();
+                    b[pad + bit / 8] ^= 1 << (bit % 8);
+                    assert!(
+                        last_commit_damaged(&b, pad),
+                        "next_doc {next_doc:#x}, pad {pad}, bit {bit}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_torn_final_commit_record_is_not_damage() {
+        let rec = commit_record(0x0102_0304_0506_0708);
+        for pad in 496..512 {
+            let mut bytes = vec![7u8; pad];
+            bytes.extend_from_slice(&rec);
+            // The sector after the boundary was never written: zeros.
+            let boundary = 512;
+            bytes[boundary..].iter_mut().for_each(|b| *b = 0);
+            // A tear that changed one bit only looks like a flip: it is
+            // reported (never lost: repair cuts the same unacknowledged batch).
+            let changed: u32 = rec
+                .iter()
+                .zip(&bytes[pad..])
+                .map(|(a, b)| (a ^ b).count_ones())
+                .sum();
+            assert_eq!(last_commit_damaged(&bytes, pad), changed == 1, "pad {pad}");
+        }
+    }
 }

@@ -353,7 +353,13 @@ fn allowed_path(state: &State, p: &str, at: &str) -> Result<PathBuf, ApiError> {
     // A path outside every root is refused before the file system is asked,
     // so the answer says nothing about what exists there.
     let lexical = lexical_absolute(Path::new(p));
-    if !state.config.roots.iter().any(|r| lexical.starts_with(r)) {
+    let by_name = state.config.roots.iter().any(|r| lexical.starts_with(r))
+        || state
+            .config
+            .roots_as_given
+            .iter()
+            .any(|r| lexical.starts_with(lexical_absolute(r)));
+    if !by_name {
         return Err(forbidden("outside the configured roots".into()));
     }
     let canon = Path::new(p).canonicalize().map_err(|e| {
@@ -961,6 +967,7 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
             ),
         ));
     }
+    check_prompts(&state, &req.labels, &templates)?;
     weft::classify::validate(&req.labels, &templates)?;
     let query = Query::from_encoded(encode_one(&state, &bundle, input).await?);
     let classifier = {
@@ -993,6 +1000,44 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
         StatusCode::OK,
         serde_json::to_value(result).unwrap_or(Value::Null),
     )
+}
+
+/// Most prompt templates in one /classify request.
+const MAX_TEMPLATES: usize = 256;
+/// Most prompts (labels x templates) one /classify request may encode.
+const MAX_PROMPTS: usize = 65_536;
+
+/// Bounds what the prompts of a /classify call cost before any is built:
+/// the template count, labels x templates, and each prompt's bytes (a
+/// template repeats the label once per `{}`).
+fn check_prompts(state: &State, labels: &[String], templates: &[String]) -> Result<(), ApiError> {
+    let too_large = |msg: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg);
+    if templates.len() > MAX_TEMPLATES {
+        return Err(too_large(format!(
+            "field `templates`: {} templates, over the limit of {MAX_TEMPLATES}",
+            templates.len()
+        )));
+    }
+    if labels.len().saturating_mul(templates.len()) > MAX_PROMPTS {
+        return Err(too_large(format!(
+            "fields `labels` x `templates`: {} x {} prompts, over the limit of {MAX_PROMPTS}",
+            labels.len(),
+            templates.len()
+        )));
+    }
+    let longest = labels.iter().map(|l| l.trim().len()).max().unwrap_or(0);
+    let max = state.config.max_text_bytes;
+    for (i, t) in templates.iter().enumerate() {
+        let bytes = t
+            .len()
+            .saturating_add(t.matches("{}").count().saturating_mul(longest));
+        if bytes > max {
+            return Err(too_large(format!(
+                "field `templates[{i}]`: its prompts reach {bytes} bytes, over the limit of {max} (--max-text-bytes)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

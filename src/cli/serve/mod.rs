@@ -31,7 +31,11 @@ use batcher::{BatchStats, Batcher};
 pub struct ServeConfig {
     pub bind: SocketAddr,
     pub token: Option<String>,
+    /// The roots, canonical (the check that decides).
     pub roots: Vec<PathBuf>,
+    /// The roots as the operator wrote them (a symlinked root matches the
+    /// paths clients write under it in the first, by-name check).
+    pub roots_as_given: Vec<PathBuf>,
     pub collections_dir: PathBuf,
     pub bundle_dirs: Vec<PathBuf>,
     pub runtime: RuntimeOptions,
@@ -214,7 +218,18 @@ impl State {
                 ));
             }
         }
-        let dir = bundle::resolve(name, &self.config.bundle_dirs).map_err(|_| {
+        // A request's name is looked up in the models folders only; the
+        // operator's default may also be a folder.
+        let found = if name == self.config.default_bundle {
+            bundle::resolve(name, &self.config.bundle_dirs).ok()
+        } else {
+            self.config
+                .bundle_dirs
+                .iter()
+                .map(|d| d.join(name))
+                .find(|d| d.join("bundle.toml").is_file())
+        };
+        let dir = found.ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
