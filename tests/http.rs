@@ -718,3 +718,55 @@ fn hardening_limits_names_and_disclosure() {
         "truncated",
     );
 }
+
+#[test]
+fn a_large_request_neither_stalls_small_ones_nor_outlives_its_timeout() {
+    // Ten 3000x3000 images (9 Mpx each, within the 100 Mpx request budget).
+    let big_png = base64::engine::general_purpose::STANDARD.encode(png_of(3000, 3000));
+    let big: Vec<Value> = (0..10).map(|_| json!({"image_base64": big_png})).collect();
+    let big_body = json!({"inputs": big}).to_string();
+
+    let dir = temp("fair");
+    let srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+    // Warm the encoders.
+    assert_eq!(post(&a, "/embed", json!({"inputs": [{"text": "warm"}]})).0, 200);
+    let start = Instant::now();
+    let big_done = {
+        let a = a.clone();
+        let body = big_body.clone();
+        std::thread::spawn(move || {
+            let r = call(&a, "POST", "/embed", Some(body.as_bytes()), None);
+            (r.0, start.elapsed())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(150));
+    let (status, _) = post(&a, "/embed", json!({"inputs": [{"text": "a small query"}]}));
+    let small_done = start.elapsed();
+    let (big_status, big_elapsed) = big_done.join().unwrap();
+    assert_eq!((status, big_status), (200, 200));
+    assert!(
+        small_done < big_elapsed,
+        "the small request ({small_done:?}) waited for the large one ({big_elapsed:?})"
+    );
+    eprintln!("small request {small_done:?}, large request {big_elapsed:?}");
+    drop(srv);
+
+    // A timed-out request stops encoding: the next request is answered.
+    let srv = Server::start(&dir, &["--timeout-s", "0.2"]);
+    let a = srv.addr.clone();
+    assert_eq!(post(&a, "/embed", json!({"inputs": [{"text": "warm"}]})).0, 200);
+    let (s, v) = call(&a, "POST", "/embed", Some(big_body.as_bytes()), None);
+    assert_eq!(s, 504, "{v}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(post(&a, "/embed", json!({"inputs": [{"text": "after"}]})).0, 200);
+    let (_, m) = call(&a, "GET", "/metrics", None, None);
+    let cancelled: u64 = m
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("weft_encode_cancelled_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(cancelled > 0, "{m}");
+}

@@ -403,7 +403,11 @@ async fn encode_one(
     input: OwnedInput,
 ) -> Result<weft::encoder::Encoded, ApiError> {
     let batcher = state.batcher(bundle)?;
-    Ok(batcher.encode(vec![input]).await.remove(0)?)
+    let mut out = batcher
+        .encode(vec![input])
+        .await
+        .map_err(|_| ApiError::busy())?;
+    Ok(out.remove(0)?)
 }
 
 // ---------------------------------------------------------------- handlers
@@ -460,7 +464,8 @@ async fn metrics(Axs(state): Axs<Shared>) -> Response {
          # HELP weft_items_added_total Items added (acknowledged).\n# TYPE weft_items_added_total counter\nweft_items_added_total {}\n\
          # HELP weft_request_seconds_sum Total request time.\n# TYPE weft_request_seconds_sum counter\nweft_request_seconds_sum {:.6}\n\
          # HELP weft_encode_batches_total Encoder calls made by the dynamic batcher.\n# TYPE weft_encode_batches_total counter\nweft_encode_batches_total {}\n\
-         # HELP weft_encode_items_total Items encoded by the dynamic batcher.\n# TYPE weft_encode_items_total counter\nweft_encode_items_total {}\n",
+         # HELP weft_encode_items_total Items encoded by the dynamic batcher.\n# TYPE weft_encode_items_total counter\nweft_encode_items_total {}\n\
+         # HELP weft_encode_cancelled_total Inputs never encoded because their request had gone (timeout or disconnect).\n# TYPE weft_encode_cancelled_total counter\nweft_encode_cancelled_total {}\n",
         m.requests.load(Relaxed),
         m.errors_4xx.load(Relaxed),
         m.errors_5xx.load(Relaxed),
@@ -469,6 +474,7 @@ async fn metrics(Axs(state): Axs<Shared>) -> Response {
         m.latency_us_sum.load(Relaxed) as f64 / 1e6,
         m.batch.batches.load(Relaxed),
         m.batch.items.load(Relaxed),
+        m.batch.cancelled.load(Relaxed),
     );
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
@@ -720,7 +726,7 @@ async fn add_items(
         metas.push((item.id, modality, payload, smiles, source));
     }
     let batcher = state.batcher(&open.bundle)?;
-    let encoded = batcher.encode(inputs).await;
+    let encoded = batcher.encode(inputs).await.map_err(|_| ApiError::busy())?;
     // All or nothing: one bad item fails the request and nothing is added.
     let mut items = Vec::with_capacity(encoded.len());
     for (i, (r, (id, modality, mut payload, smiles, source))) in
@@ -1069,7 +1075,11 @@ async fn embed(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> 
                 .0,
         );
     }
-    let encoded = state.batcher(&bundle)?.encode(inputs).await;
+    let encoded = state
+        .batcher(&bundle)?
+        .encode(inputs)
+        .await
+        .map_err(|_| ApiError::busy())?;
     let dim = bundle.dim();
     let mut items = Vec::new();
     for (i, r) in encoded.into_iter().enumerate() {
