@@ -730,7 +730,10 @@ fn a_large_request_neither_stalls_small_ones_nor_outlives_its_timeout() {
     let srv = Server::start(&dir, &[]);
     let a = srv.addr.clone();
     // Warm the encoders.
-    assert_eq!(post(&a, "/embed", json!({"inputs": [{"text": "warm"}]})).0, 200);
+    assert_eq!(
+        post(&a, "/embed", json!({"inputs": [{"text": "warm"}]})).0,
+        200
+    );
     let start = Instant::now();
     let big_done = {
         let a = a.clone();
@@ -755,11 +758,17 @@ fn a_large_request_neither_stalls_small_ones_nor_outlives_its_timeout() {
     // A timed-out request stops encoding: the next request is answered.
     let srv = Server::start(&dir, &["--timeout-s", "0.2"]);
     let a = srv.addr.clone();
-    assert_eq!(post(&a, "/embed", json!({"inputs": [{"text": "warm"}]})).0, 200);
+    assert_eq!(
+        post(&a, "/embed", json!({"inputs": [{"text": "warm"}]})).0,
+        200
+    );
     let (s, v) = call(&a, "POST", "/embed", Some(big_body.as_bytes()), None);
     assert_eq!(s, 504, "{v}");
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(post(&a, "/embed", json!({"inputs": [{"text": "after"}]})).0, 200);
+    assert_eq!(
+        post(&a, "/embed", json!({"inputs": [{"text": "after"}]})).0,
+        200
+    );
     let (_, m) = call(&a, "GET", "/metrics", None, None);
     let cancelled: u64 = m
         .as_str()
@@ -769,4 +778,20 @@ fn a_large_request_neither_stalls_small_ones_nor_outlives_its_timeout() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     assert!(cancelled > 0, "{m}");
+}
+
+#[test]
+fn the_token_can_come_from_a_file_and_stays_out_of_ps() {
+    let dir = temp("tokenfile");
+    let file = dir.join("token");
+    std::fs::write(&file, "fr0m-a-file\n").unwrap();
+    let srv = Server::start(&dir, &["--token-file", file.to_str().unwrap()]);
+    let a = srv.addr.clone();
+    assert_eq!(call(&a, "GET", "/collections", None, None).0, 401);
+    assert_eq!(
+        call(&a, "GET", "/collections", None, Some("fr0m-a-file")).0,
+        200
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", srv.child.id())).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("fr0m-a-file"));
 }

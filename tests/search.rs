@@ -269,3 +269,66 @@ fn motif_scoring_needs_a_molecule_and_valid_weights() {
     }
     assert!("multi".parse::<Scorer>().is_ok() && "motif".parse::<Scorer>().is_ok());
 }
+
+#[test]
+fn tombstones_and_exclude_never_cut_results_below_k() {
+    let (c, topics) = build("tombstones", 400, 11, TokenDtype::F32);
+    // Delete nine of every ten items, without compaction: the graph still
+    // holds them, and a narrow walk meets mostly tombstones.
+    for i in 0..400 {
+        if i % 10 != 0 {
+            c.delete(&format!("i{i}")).unwrap();
+        }
+    }
+    c.commit().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 40);
+    let mut short = 0;
+    let mut rng = Rng(5);
+    let mut scratch = SearchScratch::new();
+    for (t, topic) in topics.iter().take(10).enumerate() {
+        let q = query(&mut rng, topic);
+        let keep = snap.doc_of("i0").unwrap();
+        let opts = SearchOptions::default()
+            .with_k(20)
+            .with_exact_below(0)
+            .with_ef(Some(1))
+            .with_candidates(Candidates::Depth(20))
+            .with_exclude(keep);
+        let ann = snap
+            .ann_ef(&q.embedding, 20, 1, Some(&|d| Some(d) != keep))
+            .unwrap();
+        short += usize::from(ann.len() < 20);
+        let hits = search(&snap, &q, &opts, &mut scratch).unwrap();
+        assert_eq!(hits.len(), 20, "topic {t}");
+        assert!(hits.iter().all(|h| Some(h.doc) != keep));
+        assert!(hits
+            .iter()
+            .all(|h| h.id.trim_start_matches('i').parse::<usize>().unwrap() % 10 == 0));
+    }
+    eprintln!("the graph walk alone came back short for {short} of 10 queries");
+}
+
+#[test]
+fn motif_scoring_is_refused_on_a_collection_with_pooled_tokens() {
+    let c = Collection::create(
+        tempdir("pooled-motif"),
+        CollectionConfig::new("t", "h", DIM).with_pool_factor(2.0),
+    )
+    .unwrap();
+    let mut rng = Rng(3);
+    let tokens: Vec<f32> = (0..4).flat_map(|_| rng.unit(None, 1.0)).collect();
+    c.add(
+        NewItem::new("m", Modality::Molecule, mean_pool(&tokens)).with_tokens(tokens.clone(), None),
+    )
+    .unwrap();
+    c.commit().unwrap();
+    let q = Query::new(mean_pool(&tokens), tokens);
+    for scorer in ["motif", "multi"] {
+        let opts = SearchOptions::default().with_scorer(scorer.parse::<Scorer>().unwrap());
+        let err = search(&c.snapshot(), &q, &opts, &mut SearchScratch::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pool_factor"), "{scorer}: {err}");
+    }
+}

@@ -156,8 +156,12 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:7700")]
     bind: std::net::SocketAddr,
     /// Bearer token required on every endpoint but /health (or WEFT_TOKEN).
+    /// A flag's value is visible in `ps`: prefer WEFT_TOKEN or --token-file.
     #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// File whose first line is the bearer token (instead of --token).
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
     /// Folder whose files may be given by server-side path (repeatable).
     #[arg(long = "root")]
     roots: Vec<PathBuf>,
@@ -523,9 +527,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("--root {}", r.display()))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
+            let token = match &args.token_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("--token-file {}", f.display()))?;
+                    let t = text.lines().next().unwrap_or("").trim().to_string();
+                    if t.is_empty() {
+                        return Err(usage(format!(
+                            "--token-file {}: the first line is empty",
+                            f.display()
+                        )));
+                    }
+                    Some(t)
+                }
+                None => args.token.clone().filter(|t| !t.is_empty()),
+            };
             serve::run(serve::ServeConfig {
                 bind: args.bind,
-                token: args.token.filter(|t| !t.is_empty()),
+                token,
                 roots,
                 roots_as_given: args.roots.clone(),
                 collections_dir: env.collections_dir(),

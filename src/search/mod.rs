@@ -347,6 +347,20 @@ pub fn search(
     if options.k == 0 {
         return Ok(Vec::new());
     }
+    let pool = snapshot.config().pool_factor;
+    if matches!(
+        options.scorer,
+        Scorer::MotifOt { .. } | Scorer::MultiGrained { .. }
+    ) && pool > 1.0
+    {
+        // Motifs are groups of SMILES tokens; pooled rows are not tokens.
+        return Err(Error::InvalidConfig {
+            name: "scorer".into(),
+            reason: format!(
+                "motif scoring needs one stored row per SMILES token, and this collection pools tokens (pool_factor {pool}); use `global` or `filip`, or index without pooling"
+            ),
+        });
+    }
     match options.scorer {
         Scorer::Hybrid { weight } if !(0.0..=1.0).contains(&weight) => {
             return Err(Error::InvalidConfig {
@@ -424,8 +438,10 @@ pub fn search(
             ef,
             needs_filter.then_some(&accept as DocFilter<'_>),
         )?;
-        if found.len() < options.k.min(live) && options.filter.is_some() {
-            // HNSW could not reach k matching items: scan exactly (correct, slower).
+        let excluded = options.exclude.is_some_and(|d| snapshot.is_live(d)) as usize;
+        if found.len() < options.k.min(live - excluded) {
+            // HNSW could not reach k accepted items (a filter, tombstones
+            // or `exclude` cut the walk short): scan exactly (correct, slower).
             top_k(exact_scan(snapshot, &q, &accept)?, depth)
         } else {
             found
