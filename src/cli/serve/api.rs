@@ -424,14 +424,10 @@ async fn health(
         let map = state.batchers.lock().unwrap_or_else(|e| e.into_inner());
         map.values()
             .flat_map(|b| {
-                b.providers
-                    .lock()
-                    .map(|p| {
-                        p.iter()
-                            .map(|(m, prov)| json!({"modality": m, "provider": prov.to_string()}))
-                            .collect::<Vec<_>>()
-                    })
-                    .unwrap_or_default()
+                b.providers()
+                    .iter()
+                    .map(|(m, prov)| json!({"modality": m, "provider": prov.to_string()}))
+                    .collect::<Vec<_>>()
             })
             .collect()
     };

@@ -69,10 +69,80 @@ pub const QUEUE_JOBS: usize = 1024;
 #[derive(Debug)]
 pub struct Busy;
 
-/// Handle to a bundle's batching worker thread.
-pub struct Batcher {
+/// Handle to one batching worker thread.
+pub struct Lane {
     tx: SyncSender<Job>,
-    pub providers: std::sync::Mutex<Vec<(weft::bundle::Modality, ActiveProvider)>>,
+    providers: std::sync::Mutex<Vec<(weft::bundle::Modality, ActiveProvider)>>,
+}
+
+/// A bundle's encoders behind two lanes, each a worker thread with its own
+/// sessions: texts and SMILES in one, images in the other, so a query's
+/// text never waits for an image being decoded and resized.
+pub struct Batcher {
+    cheap: std::sync::Arc<Lane>,
+    images: std::sync::Arc<Lane>,
+}
+
+fn is_image(input: &OwnedInput) -> bool {
+    matches!(input, OwnedInput::Image { .. })
+}
+
+impl Batcher {
+    /// Starts both lanes; `make` builds each lane's encoders (their sessions
+    /// load on first use, so the text lane never loads the image model).
+    pub fn start(
+        mut make: impl FnMut() -> weft::Result<BundleEncoders>,
+        max_batch: usize,
+        max_wait: Duration,
+        stats: std::sync::Arc<BatchStats>,
+    ) -> weft::Result<Batcher> {
+        Ok(Batcher {
+            cheap: Lane::start(
+                make()?,
+                "text",
+                max_batch,
+                max_wait,
+                std::sync::Arc::clone(&stats),
+            ),
+            images: Lane::start(make()?, "image", max_batch, max_wait, stats),
+        })
+    }
+
+    /// The execution providers the lanes' encoders run on.
+    pub fn providers(&self) -> Vec<(weft::bundle::Modality, ActiveProvider)> {
+        let mut all = Vec::new();
+        for lane in [&self.cheap, &self.images] {
+            if let Ok(p) = lane.providers.lock() {
+                all.extend(p.iter().cloned());
+            }
+        }
+        all
+    }
+
+    /// Encodes `inputs` (in order), each in its lane, batched with other
+    /// concurrent requests. Never blocks: a full queue is [`Busy`].
+    /// Dropping the future (a timed-out request) cancels what is not yet
+    /// encoded.
+    pub async fn encode(
+        &self,
+        inputs: Vec<OwnedInput>,
+    ) -> Result<Vec<weft::Result<Encoded>>, Busy> {
+        let images = inputs.iter().filter(|i| is_image(i)).count();
+        if images == 0 {
+            return self.cheap.encode(inputs).await;
+        }
+        if images == inputs.len() {
+            return self.images.encode(inputs).await;
+        }
+        let order: Vec<bool> = inputs.iter().map(is_image).collect();
+        let (img, txt): (Vec<OwnedInput>, Vec<OwnedInput>) = inputs.into_iter().partition(is_image);
+        let (txt, img) = tokio::join!(self.cheap.encode(txt), self.images.encode(img));
+        let (mut txt, mut img) = (txt?.into_iter(), img?.into_iter());
+        Ok(order
+            .into_iter()
+            .map(|image| if image { img.next() } else { txt.next() }.expect("one result per input"))
+            .collect())
+    }
 }
 
 /// Counters the worker updates.
@@ -84,22 +154,23 @@ pub struct BatchStats {
     pub cancelled: std::sync::atomic::AtomicU64,
 }
 
-impl Batcher {
+impl Lane {
     /// Starts the worker; it owns the encoders.
-    pub fn start(
+    fn start(
         mut encoders: BundleEncoders,
+        kind: &str,
         max_batch: usize,
         max_wait: Duration,
         stats: std::sync::Arc<BatchStats>,
-    ) -> std::sync::Arc<Batcher> {
+    ) -> std::sync::Arc<Lane> {
         let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_JOBS);
-        let batcher = std::sync::Arc::new(Batcher {
+        let batcher = std::sync::Arc::new(Lane {
             tx,
             providers: std::sync::Mutex::new(Vec::new()),
         });
         let handle = std::sync::Arc::clone(&batcher);
         std::thread::Builder::new()
-            .name(format!("weft-batcher-{}", encoders.bundle().name()))
+            .name(format!("weft-{kind}-{}", encoders.bundle().name()))
             .spawn(move || {
                 worker(
                     &mut encoders,
@@ -114,13 +185,7 @@ impl Batcher {
         batcher
     }
 
-    /// Encodes `inputs`, batched with other concurrent requests. Never
-    /// blocks: a full queue is [`Busy`]. Dropping the future (a timed-out
-    /// request) cancels the inputs not yet encoded.
-    pub async fn encode(
-        &self,
-        inputs: Vec<OwnedInput>,
-    ) -> Result<Vec<weft::Result<Encoded>>, Busy> {
+    async fn encode(&self, inputs: Vec<OwnedInput>) -> Result<Vec<weft::Result<Encoded>>, Busy> {
         let n = inputs.len();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let failed = |why: &str| {
@@ -157,7 +222,7 @@ fn worker(
     max_batch: usize,
     max_wait: Duration,
     stats: &BatchStats,
-    handle: &Batcher,
+    handle: &Lane,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut active: std::collections::VecDeque<Active> = std::collections::VecDeque::new();

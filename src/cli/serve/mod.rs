@@ -281,17 +281,18 @@ impl State {
         if let Some(b) = map.get(bundle.hash()) {
             return Ok(Arc::clone(b));
         }
-        let encoders = weft::encoder::BundleEncoders::new(
-            Arc::clone(&self.runtime),
-            bundle.clone(),
-            self.config.encoder.clone(),
-        )?;
-        let b = Batcher::start(
-            encoders,
+        let b = Arc::new(Batcher::start(
+            || {
+                weft::encoder::BundleEncoders::new(
+                    Arc::clone(&self.runtime),
+                    bundle.clone(),
+                    self.config.encoder.clone(),
+                )
+            },
             self.config.max_batch,
             self.config.max_wait,
             Arc::clone(&self.metrics.batch),
-        );
+        )?);
         map.insert(bundle.hash().to_string(), Arc::clone(&b));
         Ok(b)
     }
