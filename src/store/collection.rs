@@ -1203,7 +1203,7 @@ fn cleanup(dir: &Path, manifest: &Manifest) -> Result<()> {
             || name.ends_with(".tmp");
         if ours && !keep.contains(&name) {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            super::io::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
     format::sync_dir(dir).map_err(|e| Error::io(dir, e))

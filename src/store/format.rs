@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
+use super::io::{self, WFile};
 use crate::error::{Error, Result};
 
 /// Magic at the start of every file.
@@ -180,22 +181,22 @@ pub fn write_framed(path: &Path, kind: &[u8; 4], body: &[u8]) -> Result<()> {
 /// Writes a file through `fill` into `path.tmp`, fsyncs it and renames it over `path`.
 pub fn write_atomic(
     path: &Path,
-    fill: impl FnOnce(&mut std::io::BufWriter<&File>) -> std::io::Result<()>,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut WFile>) -> std::io::Result<()>,
 ) -> Result<()> {
     let tmp = tmp_path(path);
     let result = (|| {
-        let file = File::create(&tmp)?;
+        let mut file = WFile::create(&tmp)?;
         {
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut file);
             fill(&mut w)?;
             w.flush()?;
         }
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        file.sync()?;
+        io::rename(&tmp, path)?;
         sync_dir(path.parent().unwrap_or(Path::new(".")))
     })();
     result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = io::remove_file(&tmp);
         Error::io(path, e)
     })
 }
@@ -208,7 +209,7 @@ pub fn write_atomic(
 pub struct FramedWriter {
     path: std::path::PathBuf,
     tmp: std::path::PathBuf,
-    out: Option<std::io::BufWriter<File>>,
+    out: Option<std::io::BufWriter<WFile>>,
     crc: crc32fast::Hasher,
     len: u64,
 }
@@ -217,7 +218,7 @@ impl FramedWriter {
     /// Creates `path.tmp` and writes the header of a `kind` file.
     pub fn create(path: &Path, kind: &[u8; 4]) -> Result<Self> {
         let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|e| Error::io(path, e))?;
+        let file = WFile::create(&tmp).map_err(|e| Error::io(path, e))?;
         let mut w = FramedWriter {
             path: path.to_path_buf(),
             tmp,
@@ -255,10 +256,10 @@ impl FramedWriter {
         let done = out
             .into_inner()
             .map_err(|e| e.into_error())
-            .and_then(|file| file.sync_all())
-            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+            .and_then(|file| file.sync())
+            .and_then(|()| io::rename(&self.tmp, &self.path));
         done.map_err(|e| {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = io::remove_file(&self.tmp);
             Error::io(&self.path, e)
         })
     }
@@ -269,7 +270,7 @@ impl Drop for FramedWriter {
         if let Some(out) = self.out.take() {
             // close without flushing the buffer into a file about to be removed
             drop(out.into_parts());
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = io::remove_file(&self.tmp);
         }
     }
 }
@@ -286,7 +287,7 @@ pub fn tmp_path(path: &Path) -> std::path::PathBuf {
 
 /// fsyncs a folder so that a rename or create in it is durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    io::sync_dir(dir)
 }
 
 /// A little-endian byte writer for bodies.

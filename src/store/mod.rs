@@ -22,6 +22,10 @@
 
 mod collection;
 pub mod format;
+pub(crate) mod io;
+
+#[cfg(test)]
+mod crash_sim;
 pub mod segment;
 pub mod tokens;
 pub mod wal;

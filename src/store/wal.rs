@@ -26,11 +26,11 @@
 //!   writer opens until `weft collections repair` has kept a copy of the log
 //!   and cut it at the damage.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::format::{self, corrupt, Dec, Enc};
+use super::io::WFile;
 use super::segment::{decode_meta, encode_meta, modality_code, modality_from};
 use super::{ItemMeta, StoredItem};
 use crate::error::{Error, Result};
@@ -53,7 +53,7 @@ pub enum Op {
 /// Appends to the log.
 #[derive(Debug)]
 pub struct WalWriter {
-    file: File,
+    file: WFile,
     path: PathBuf,
     len: u64,
 }
@@ -66,19 +66,13 @@ pub fn create(path: &Path) -> Result<()> {
 impl WalWriter {
     /// Opens the log for appending at `valid_len` (cutting a torn tail).
     pub fn open(path: &Path, valid_len: u64) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let actual = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let mut file = WFile::open(path).map_err(|e| Error::io(path, e))?;
+        let actual = file.len().map_err(|e| Error::io(path, e))?;
         if actual != valid_len {
             file.set_len(valid_len).map_err(|e| Error::io(path, e))?;
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+            file.sync().map_err(|e| Error::io(path, e))?;
         }
-        let mut file = file;
-        file.seek(SeekFrom::Start(valid_len))
-            .map_err(|e| Error::io(path, e))?;
+        file.seek_to(valid_len).map_err(|e| Error::io(path, e))?;
         Ok(WalWriter {
             file,
             path: path.to_path_buf(),
@@ -126,13 +120,13 @@ impl WalWriter {
         let result = self
             .file
             .write_all(&buf[..commit_at])
-            .and_then(|_| self.file.sync_data())
+            .and_then(|_| self.file.sync())
             .and_then(|_| self.file.write_all(&buf[commit_at..]))
-            .and_then(|_| self.file.sync_data());
+            .and_then(|_| self.file.sync());
         if let Err(err) = result {
             // Leave the file as it was before this commit.
             let _ = self.file.set_len(self.len);
-            let _ = self.file.seek(SeekFrom::Start(self.len));
+            let _ = self.file.seek_to(self.len);
             return Err(Error::io(&self.path, err));
         }
         self.len += buf.len() as u64;
