@@ -708,6 +708,20 @@ fn hardening_limits_names_and_disclosure() {
         "too_large",
         "inputs[2]",
     );
+    // Error bodies name files without the server's folders.
+    std::fs::create_dir_all(dir.join("broken")).unwrap();
+    std::fs::write(dir.join("broken/MANIFEST"), b"not a manifest").unwrap();
+    let (s, v) = call(&a, "GET", "/collections/broken", None, Some("s3cret"));
+    let msg = v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(s >= 400, "{v}");
+    assert!(
+        !msg.contains(dir.to_str().unwrap()) && !msg.contains(ROOT),
+        "server folders in an error body: {msg}"
+    );
+    assert!(msg.contains("<collections>"), "{msg}");
     // A truncated image is refused, not indexed.
     let png = std::fs::read(format!("{ROOT}/tests/data/rgb_64x48.png")).unwrap();
     let cut = base64::engine::general_purpose::STANDARD.encode(&png[..png.len() - 20]);
@@ -794,4 +808,75 @@ fn the_token_can_come_from_a_file_and_stays_out_of_ps() {
     );
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", srv.child.id())).unwrap_or_default();
     assert!(!String::from_utf8_lossy(&cmdline).contains("fr0m-a-file"));
+}
+
+#[test]
+fn a_mapped_file_truncated_under_the_daemon_stops_it_with_a_message() {
+    let dir = temp("sigbus");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .arg("--models-dir")
+        .arg(format!("{ROOT}/tests/bundles"))
+        .arg("--collections-dir")
+        .arg(&dir)
+        .args(["serve", "--bind", "127.0.0.1:0", "--bundle", "tiny-vl"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let a = line.trim().rsplit("http://").next().unwrap().to_string();
+    assert_eq!(
+        post(
+            &a,
+            "/collections",
+            json!({"name": "c", "bundle": "tiny-vl"})
+        )
+        .0,
+        201
+    );
+    let items: Vec<Value> = (0..50)
+        .map(|i| json!({"id": format!("t{i}"), "text": format!("note {i}")}))
+        .collect();
+    assert_eq!(
+        post(&a, "/collections/c/items", json!({ "items": items })).0,
+        200
+    );
+    assert_eq!(post(&a, "/collections/c/compact", json!({})).0, 200);
+    assert_eq!(
+        post(&a, "/collections/c/search", json!({"text": "note", "k": 3})).0,
+        200
+    );
+    // Another program cuts the segment's vectors under the daemon.
+    for e in std::fs::read_dir(dir.join("c")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "vec" || x == "tok") {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+        }
+    }
+    // The search reads the cut pages: the daemon stops with the message
+    // (the connection just closes).
+    let search = json!({"text": "note", "k": 3, "scorer": "filip"}).to_string();
+    if let Ok(mut s) = TcpStream::connect(&a) {
+        let head = format!(
+            "POST /collections/c/search HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{search}",
+            search.len()
+        );
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.read_to_end(&mut Vec::new());
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(135), "{stderr}");
+    assert!(
+        stderr.contains("truncated or replaced while open"),
+        "{stderr}"
+    );
 }

@@ -79,6 +79,33 @@ pub(crate) fn map_readonly(file: &std::fs::File) -> std::io::Result<memmap2::Mma
     unsafe { memmap2::Mmap::map(file) }
 }
 
+/// Makes a SIGBUS, which is how a mapped collection file that another
+/// program truncated shows up, stop the process with a message saying so
+/// (exit status 135, as a SIGBUS death) instead of a bare "Bus error".
+/// The handler only writes a fixed message and exits (async-signal-safe).
+pub fn explain_sigbus() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        const MSG: &[u8] = b"weft: SIGBUS: a memory-mapped collection file was truncated or \
+replaced while open (another program changed the collection's files); \
+stopping. Nothing committed is lost: reopen, and check with `weft collections verify`.\n";
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; MSG is a
+        // static byte string whose pointer and length are valid.
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(128 + libc::SIGBUS);
+        }
+    }
+    // SAFETY: a zeroed sigaction is a valid value to fill in; the handler
+    // has the `extern "C" fn(c_int)` signature sigaction expects without
+    // SA_SIGINFO, and it stays valid for the life of the process.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+    }
+}
+
 /// Dot product of two f32 slices (over the shorter length): AVX2 + FMA
 /// when the CPU has them, else a portable loop the compiler vectorises.
 #[inline]

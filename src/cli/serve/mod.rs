@@ -114,9 +114,45 @@ impl From<weft::Error> for ApiError {
     }
 }
 
+/// The server's own folders and what an error body says instead, set once
+/// at start: error messages name files, but a client learns nothing about
+/// where the daemon keeps them.
+static REDACT: std::sync::OnceLock<Vec<(String, &'static str)>> = std::sync::OnceLock::new();
+
+fn redact(message: &str) -> String {
+    let mut out = message.to_string();
+    for (dir, label) in REDACT.get().map(Vec::as_slice).unwrap_or_default() {
+        if !dir.is_empty() {
+            out = out.replace(dir.as_str(), label);
+        }
+    }
+    out
+}
+
+fn set_redactions(config: &ServeConfig) {
+    let mut pairs: Vec<(String, &'static str)> = Vec::new();
+    let mut add = |p: &std::path::Path, label: &'static str| {
+        pairs.push((p.display().to_string(), label));
+        if let Ok(c) = p.canonicalize() {
+            pairs.push((c.display().to_string(), label));
+        }
+    };
+    add(&config.collections_dir, "<collections>");
+    for d in &config.bundle_dirs {
+        add(d, "<models>");
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        add(&cwd, "<server>");
+    }
+    // Longest first, so a folder inside another is replaced whole.
+    pairs.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+    let _ = REDACT.set(pairs);
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let message = redact(&self.message);
+        let body = json!({ "error": { "code": self.code, "message": message } });
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             resp.headers_mut()
@@ -321,6 +357,8 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(&config.collections_dir)?;
+    set_redactions(&config);
+    weft::explain_sigbus();
     let runtime = Runtime::load(&config.runtime)?;
     let state = Arc::new(State {
         runtime,
