@@ -20,4 +20,6 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; th
   "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r models/requirements-fixtures.txt
   echo "$want" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
 fi
-exec "$VENV/bin/python" models/fixtures.py "$@"
+"$VENV/bin/python" models/fixtures.py "$@"
+# torch.onnx records stack traces with this machine's paths: drop them.
+"$VENV/bin/python" models/strip_fixture_paths.py tests/fixtures/import
