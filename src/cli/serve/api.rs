@@ -316,11 +316,7 @@ impl Budget {
             OwnedInput::Image { bytes, .. } => {
                 // Only the header is read; a file that does not parse is
                 // left to the decoder, which names the problem.
-                let dims = image::ImageReader::new(std::io::Cursor::new(bytes))
-                    .with_guessed_format()
-                    .ok()
-                    .and_then(|r| r.into_dimensions().ok());
-                if let Some((w, h)) = dims {
+                if let Some((w, h)) = super::batcher::header_dimensions(bytes) {
                     let px = u64::from(w) * u64::from(h);
                     if px > self.pixels {
                         return Err(too_large(format!(

@@ -209,13 +209,7 @@ pub struct State {
 impl State {
     /// Validates a collection name (a plain folder name).
     pub fn collection_name(name: &str) -> Result<(), ApiError> {
-        let ok = !name.is_empty()
-            && name.len() <= 128
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.starts_with('.');
-        if ok {
+        if plain_name(name) {
             Ok(())
         } else {
             Err(ApiError::bad(
@@ -260,22 +254,14 @@ impl State {
         {
             return Ok(b.clone());
         }
-        if name != self.config.default_bundle {
-            let plain = !name.is_empty()
-                && name.len() <= 128
-                && !name.starts_with('.')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-            if !plain {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_field",
-                    format!(
-                        "field `bundle`: `{name}` is not a bundle name (1-128 letters, digits, '-', '_' or '.'; paths are not accepted)"
-                    ),
-                ));
-            }
+        if name != self.config.default_bundle && !plain_name(name) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_field",
+                format!(
+                    "field `bundle`: `{name}` is not a bundle name (1-128 letters, digits, '-', '_' or '.'; paths are not accepted)"
+                ),
+            ));
         }
         // A request's name is looked up in the models folders only; the
         // operator's default may also be a folder.
@@ -346,6 +332,17 @@ impl State {
             }
         }
     }
+}
+
+/// A plain folder name (collections, bundles): 1-128 ASCII letters, digits,
+/// '-', '_' or '.', not starting with '.' (so never a path).
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
