@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use weft::bundle::Modality;
+use weft::index::VectorIndex;
 use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
 use weft::Error;
 
@@ -374,6 +375,51 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
     }
 }
 
+/// The footer holds each file's whole-body checksum: a flip there (with the
+/// body intact) is damage too, and `verify` names the file.
+#[test]
+fn a_flipped_footer_checksum_in_any_file_is_reported_by_name() {
+    let dir = tempdir("footer");
+    {
+        let c = Collection::create(&dir, config()).unwrap();
+        for i in 0..60 {
+            c.add(item(i)).unwrap();
+        }
+        c.commit().unwrap();
+        c.delete("item-4").unwrap();
+        c.update_payload("item-5", serde_json::json!({"tag": 1}))
+            .unwrap();
+        c.commit().unwrap();
+        c.checkpoint().unwrap();
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "LOCK" && !n.starts_with("wal-"))
+        .collect();
+    names.sort();
+    assert!(names
+        .iter()
+        .any(|n| n.ends_with(".vec") && n.starts_with("hnsw-")));
+    assert!(names.iter().any(|n| n.starts_with("pay-")));
+    for name in &names {
+        let copy = tempdir(&format!("footer-{name}"));
+        copy_dir(&dir, &copy);
+        let path = copy.join(name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Footer: body length u64 | crc32 u32 | end magic.
+        let crc_at = bytes.len() - 8;
+        bytes[crc_at] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let outcome = Collection::open(&copy).and_then(|c| c.verify().map(|_| c));
+        let err = match outcome {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a flipped footer checksum of {name} went unnoticed"),
+        };
+        assert!(err.contains(name.as_str()), "{name}: {err}");
+    }
+}
+
 #[test]
 fn token_pooling_at_ingest_halves_the_tokens() {
     let dir = tempdir("pool");
@@ -614,4 +660,109 @@ fn a_torn_tail_after_the_last_commit_is_dropped_not_reported() {
         assert_eq!(c.info().damaged, None, "zeroed from {from}");
         assert_eq!(c.snapshot().len(), 18);
     }
+}
+
+#[test]
+fn updating_a_payload_keeps_the_doc_and_its_index_node_through_reopen_checkpoint_and_compaction() {
+    let dir = tempdir("payload-update");
+    let payload_of = |c: &Collection, id: &str| -> serde_json::Value {
+        let snap = c.snapshot();
+        let doc = snap.doc_of(id).unwrap().expect("item present");
+        serde_json::from_str(&snap.meta(doc).unwrap().payload).unwrap()
+    };
+    let doc_of = |c: &Collection, id: &str| c.snapshot().doc_of(id).unwrap().unwrap();
+    {
+        let c = Collection::create(&dir, config()).unwrap();
+        for i in 0..60 {
+            c.add(item(i)).unwrap();
+        }
+        c.commit().unwrap(); // checkpoint: items 0..60 in a segment
+        c.add(item(60)).unwrap();
+        c.commit().unwrap(); // item 60 in the log only
+        let (doc_3, doc_60) = (doc_of(&c, "item-3"), doc_of(&c, "item-60"));
+        let nodes = c.snapshot().index().len();
+        assert!(c
+            .update_payload("item-3", serde_json::json!({"tag": "a"}))
+            .unwrap());
+        assert!(c
+            .update_payload("item-60", serde_json::json!({"tag": "b"}))
+            .unwrap());
+        assert!(!c
+            .update_payload("no-such-item", serde_json::json!({}))
+            .unwrap());
+        // Staged in the same batch: an add, then its payload update; a
+        // delete, then an update of what no longer exists.
+        c.add(item(61)).unwrap();
+        assert!(c
+            .update_payload("item-61", serde_json::json!({"tag": "c"}))
+            .unwrap());
+        c.delete("item-4").unwrap();
+        assert!(!c
+            .update_payload("item-4", serde_json::json!({"tag": "gone"}))
+            .unwrap());
+        let stats = c.commit().unwrap();
+        assert_eq!((stats.added, stats.deleted, stats.updated), (1, 1, 3));
+        assert_eq!(doc_of(&c, "item-3"), doc_3, "the doc id stays");
+        assert_eq!(doc_of(&c, "item-60"), doc_60, "the doc id stays");
+        assert_eq!(
+            c.snapshot().index().len(),
+            nodes + 1,
+            "only the added item joins the index"
+        );
+        assert_eq!(payload_of(&c, "item-3"), serde_json::json!({"tag": "a"}));
+        assert_eq!(payload_of(&c, "item-61"), serde_json::json!({"tag": "c"}));
+        assert_eq!(
+            payload_of(&c, "item-5"),
+            serde_json::json!({"n": 5, "even": false})
+        );
+    }
+    // The log replays the updates.
+    let c = Collection::open_writer(&dir).unwrap();
+    assert_eq!(payload_of(&c, "item-60"), serde_json::json!({"tag": "b"}));
+    assert_eq!(payload_of(&c, "item-61"), serde_json::json!({"tag": "c"}));
+    // A checkpoint keeps them in pay-N.bin; a second update wins.
+    c.update_payload("item-3", serde_json::json!({"tag": "a2"}))
+        .unwrap();
+    c.commit().unwrap();
+    c.checkpoint().unwrap();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.starts_with("pay-")), "{names:?}");
+    drop(c);
+    let c = Collection::open_writer(&dir).unwrap();
+    c.verify().unwrap();
+    assert_eq!(payload_of(&c, "item-3"), serde_json::json!({"tag": "a2"}));
+    assert_eq!(payload_of(&c, "item-60"), serde_json::json!({"tag": "b"}));
+    // A search filter sees the new payload.
+    let snap = c.snapshot();
+    let doc_3 = snap.doc_of("item-3").unwrap().unwrap();
+    let hits = snap
+        .ann(
+            &vector(3, DIM),
+            5,
+            Some(&|d| snap.meta(d).is_ok_and(|m| m.payload.contains("\"a2\""))),
+        )
+        .unwrap();
+    assert_eq!(hits.first().map(|h| h.0), Some(doc_3));
+    drop(snap);
+    // An upsert replaces the item, overlay and all.
+    c.upsert(item(60)).unwrap();
+    c.commit().unwrap();
+    assert_eq!(payload_of(&c, "item-60")["n"], 60);
+    // Compaction folds the overlay into the segment and drops the file.
+    c.compact().unwrap();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with("pay-")), "{names:?}");
+    assert_eq!(payload_of(&c, "item-3"), serde_json::json!({"tag": "a2"}));
+    drop(c);
+    let c = Collection::open(&dir).unwrap();
+    c.verify().unwrap();
+    assert_eq!(payload_of(&c, "item-3"), serde_json::json!({"tag": "a2"}));
+    assert_eq!(payload_of(&c, "item-61"), serde_json::json!({"tag": "c"}));
+    assert!(c.snapshot().doc_of("item-4").unwrap().is_none());
 }

@@ -309,6 +309,58 @@ fn tombstones_and_exclude_never_cut_results_below_k() {
     eprintln!("the graph walk alone came back short for {short} of 10 queries");
 }
 
+/// Hundreds of identical embeddings (copies of one photo) split the HNSW
+/// graph: the neighbour heuristic keeps one copy per list, so a walk reaches
+/// a handful of nodes. With tombstones and `exclude` on top, the walk comes
+/// back short and the exact scan must make up the k results.
+#[test]
+fn a_graph_walk_cut_short_by_tombstones_and_exclude_still_gives_k_results() {
+    let c = Collection::create(
+        tempdir("short-walk"),
+        CollectionConfig::new("t", "h", DIM).with_checkpoint_items(10_000),
+    )
+    .unwrap();
+    let mut rng = Rng(17);
+    let (a, b) = (rng.unit(None, 1.0), rng.unit(None, 1.0));
+    for i in 0..800 {
+        let v = if i % 2 == 0 { a.clone() } else { b.clone() };
+        c.add(NewItem::new(format!("d{i}"), Modality::Image, v))
+            .unwrap();
+    }
+    c.commit().unwrap();
+    for i in (0..800).step_by(3) {
+        c.delete(&format!("d{i}")).unwrap();
+    }
+    c.commit().unwrap();
+    let snap = c.snapshot();
+    let keep = snap.doc_of("d1").unwrap();
+    let accept = |d| snap.is_live(d) && Some(d) != keep;
+    let walked = snap.ann_ef(&a, 50, 50, Some(&accept)).unwrap().len();
+    assert!(
+        walked < 50,
+        "the graph walk found {walked} of 50: this test no longer provokes a short walk"
+    );
+    let q = Query::new(a.clone(), Vec::new());
+    for k in [10, 50, 300] {
+        let opts = SearchOptions::default()
+            .with_k(k)
+            .with_exact_below(0)
+            .with_exclude(keep);
+        let hits = search(&snap, &q, &opts, &mut SearchScratch::new()).unwrap();
+        assert_eq!(hits.len(), k, "k {k}: the walk alone found {walked}");
+        assert!(hits
+            .iter()
+            .all(|h| Some(h.doc) != keep && snap.is_live(h.doc)));
+        // Copies of `a` first: every one of them ranks above every `b`.
+        let a_live = (0..800).filter(|i| i % 2 == 0 && i % 3 != 0).count();
+        let a_hits = hits
+            .iter()
+            .take_while(|h| h.id[1..].parse::<usize>().unwrap() % 2 == 0)
+            .count();
+        assert_eq!(a_hits, k.min(a_live), "k {k}");
+    }
+}
+
 #[test]
 fn motif_scoring_is_refused_on_a_collection_with_pooled_tokens() {
     let c = Collection::create(

@@ -960,13 +960,15 @@ impl HnswIndex {
         Ok(index)
     }
 
-    /// Checks every vector chunk (what a search would check lazily).
+    /// Checks every vector chunk (what a search would check lazily) and
+    /// each part's whole-file checksum in its footer.
     pub fn verify(&self) -> Result<()> {
         let g = self.read();
         for p in &g.parts {
             for c in 0..p.state.len() {
                 p.check(c, g.dim, &self.bad);
             }
+            format::open_framed(&p.map, PART_KIND, &p.path, true)?;
         }
         drop(g);
         self.check_bad()

@@ -124,6 +124,10 @@ struct Manifest {
     next_segment: u64,
     segments: Vec<SegmentRef>,
     deletes: Option<String>,
+    /// Payloads updated in place since the last compaction (`pay-N.bin`);
+    /// absent until the first update, so older manifests read unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    payloads: Option<String>,
     hnsw: Option<HnswFiles>,
     wal: String,
 }
@@ -139,6 +143,7 @@ impl Manifest {
             f.extend(segment::file_names(&s.name));
         }
         f.extend(self.deletes.clone());
+        f.extend(self.payloads.clone());
         if let Some(h) = &self.hnsw {
             f.insert(h.graph.clone());
             f.extend(h.parts.iter().cloned());
@@ -161,6 +166,8 @@ pub struct Snapshot {
     mem_ids: HashMap<String, DocId>,
     next_doc: DocId,
     deleted: Arc<HashSet<DocId>>,
+    /// Payloads updated in place: they win over the stored item's.
+    payloads: Arc<HashMap<DocId, Arc<str>>>,
     index: Arc<HnswIndex>,
 }
 
@@ -288,10 +295,14 @@ impl Snapshot {
 
     /// Id, source, payload and shape of `doc`.
     pub fn meta(&self, doc: DocId) -> Result<ItemMeta> {
-        match self.locate(doc)? {
-            Loc::Mem(i) => Ok(i.meta.clone()),
-            Loc::Seg(s, l) => s.meta(l),
+        let mut meta = match self.locate(doc)? {
+            Loc::Mem(i) => i.meta.clone(),
+            Loc::Seg(s, l) => s.meta(l)?,
+        };
+        if let Some(p) = self.payloads.get(&doc) {
+            meta.payload = p.to_string();
         }
+        Ok(meta)
     }
 
     /// The live doc with external id `id`.
@@ -359,6 +370,14 @@ impl Snapshot {
     }
 
     fn stored(&self, doc: DocId) -> Result<StoredItem> {
+        let mut item = self.stored_as_written(doc)?;
+        if let Some(p) = self.payloads.get(&doc) {
+            item.meta.payload = p.to_string();
+        }
+        Ok(item)
+    }
+
+    fn stored_as_written(&self, doc: DocId) -> Result<StoredItem> {
         match self.locate(doc)? {
             Loc::Mem(i) => Ok((**i).clone()),
             Loc::Seg(s, l) => {
@@ -386,6 +405,7 @@ impl Snapshot {
 
     fn apply(&mut self, ops: &[Op], next_doc: DocId) -> Result<()> {
         let mut deleted: Option<HashSet<DocId>> = None;
+        let mut payloads: Option<HashMap<DocId, Arc<str>>> = None;
         let mut rows: Vec<(&[f32], DocId)> = Vec::new();
         for op in ops {
             match op {
@@ -409,12 +429,27 @@ impl Snapshot {
                         .get_or_insert_with(|| (*self.deleted).clone())
                         .insert(*doc);
                 }
+                Op::Payload(doc, payload) => {
+                    if *doc >= self.mem_first + self.mem.len() as u64 {
+                        return Err(corrupt(
+                            &self.dir,
+                            format!("a payload update for doc {doc}, which the log never added"),
+                        ));
+                    }
+                    self.mem_bytes += payload.len() as u64;
+                    payloads
+                        .get_or_insert_with(|| (*self.payloads).clone())
+                        .insert(*doc, Arc::clone(payload));
+                }
             }
         }
         // One batch, linked on every core.
         self.index.insert_many(&rows)?;
         if let Some(d) = deleted {
             self.deleted = Arc::new(d);
+        }
+        if let Some(p) = payloads {
+            self.payloads = Arc::new(p);
         }
         self.next_doc = next_doc;
         Ok(())
@@ -430,6 +465,8 @@ enum Staged {
     Add(StoredItem),
     Upsert(StoredItem),
     Delete(String),
+    /// A new payload (JSON text) for the item with this id.
+    Payload(String, Arc<str>),
 }
 
 struct WriterState {
@@ -438,6 +475,8 @@ struct WriterState {
     manifest: Manifest,
     staged: Vec<Staged>,
     staged_ids: HashSet<String>,
+    /// Ids whose last staged change is a delete.
+    staged_deletes: HashSet<String>,
 }
 
 /// A collection folder, open for reading, or for reading and writing.
@@ -466,6 +505,8 @@ pub struct CommitStats {
     pub added: usize,
     /// Items deleted (upserts included).
     pub deleted: usize,
+    /// Payloads updated in place.
+    pub updated: usize,
     /// Whether a checkpoint ran after the commit.
     pub checkpointed: bool,
 }
@@ -502,6 +543,7 @@ impl Collection {
             next_segment: 0,
             segments: Vec::new(),
             deletes: None,
+            payloads: None,
             hnsw: None,
             wal: "wal-0.log".into(),
         };
@@ -563,6 +605,7 @@ impl Collection {
                     manifest,
                     staged: Vec::new(),
                     staged_ids: HashSet::new(),
+                    staged_deletes: HashSet::new(),
                 }))
             }
             None => None,
@@ -769,10 +812,11 @@ impl Collection {
         let stored = self.prepare(item)?;
         let mut w = self.writer()?;
         let id = &stored.meta.id;
-        if w.staged_ids.contains(id) || self.snapshot().doc_of(id)?.is_some() {
+        if self.exists(&w, id)? {
             return Err(Error::DuplicateId { id: id.clone() });
         }
         w.staged_ids.insert(id.clone());
+        w.staged_deletes.remove(id);
         w.staged.push(Staged::Add(stored));
         Ok(())
     }
@@ -782,31 +826,44 @@ impl Collection {
         let stored = self.prepare(item)?;
         let mut w = self.writer()?;
         w.staged_ids.insert(stored.meta.id.clone());
+        w.staged_deletes.remove(&stored.meta.id);
         w.staged.push(Staged::Upsert(stored));
         Ok(())
     }
 
-    /// Stages a new payload for the committed item `id` (vectors unchanged);
-    /// returns whether the item exists.
+    /// Stages a new payload for the item `id` (committed or staged); returns
+    /// whether the item exists. The item keeps its doc id, vectors and place
+    /// in the index: only the payload is logged, and it stays in an overlay
+    /// (`pay-N.bin` at checkpoints) until compaction folds it into a segment.
     pub fn update_payload(&self, id: &str, payload: serde_json::Value) -> Result<bool> {
-        let snap = self.snapshot();
-        let Some(doc) = snap.doc_of(id)? else {
-            return Ok(false);
-        };
-        let mut item = snap.stored(doc)?;
-        item.meta.payload = serde_json::to_string(&payload).expect("json value serialises");
+        let payload = serde_json::to_string(&payload).expect("json value serialises");
         let mut w = self.writer()?;
-        w.staged_ids.insert(id.to_string());
-        w.staged.push(Staged::Upsert(item));
+        if !self.exists(&w, id)? {
+            return Ok(false);
+        }
+        w.staged
+            .push(Staged::Payload(id.to_string(), payload.into()));
         Ok(true)
+    }
+
+    /// Whether `id` exists once the staged changes are applied.
+    fn exists(&self, w: &WriterState, id: &str) -> Result<bool> {
+        if w.staged_ids.contains(id) {
+            return Ok(true);
+        }
+        if w.staged_deletes.contains(id) {
+            return Ok(false);
+        }
+        Ok(self.snapshot().doc_of(id)?.is_some())
     }
 
     /// Stages the deletion of `id`; returns whether it exists (committed or staged).
     pub fn delete(&self, id: &str) -> Result<bool> {
         let mut w = self.writer()?;
-        let exists = w.staged_ids.contains(id) || self.snapshot().doc_of(id)?.is_some();
+        let exists = self.exists(&w, id)?;
         if exists {
             w.staged_ids.remove(id);
+            w.staged_deletes.insert(id.to_string());
             w.staged.push(Staged::Delete(id.to_string()));
         }
         Ok(exists)
@@ -816,6 +873,7 @@ impl Collection {
     pub fn discard_staged(&self) -> Result<usize> {
         let mut w = self.writer()?;
         w.staged_ids.clear();
+        w.staged_deletes.clear();
         Ok(std::mem::take(&mut w.staged).len())
     }
 
@@ -829,6 +887,7 @@ impl Collection {
         let mut w = self.writer()?;
         let staged = std::mem::take(&mut w.staged);
         w.staged_ids.clear();
+        w.staged_deletes.clear();
         if staged.is_empty() {
             return Ok(CommitStats::default());
         }
@@ -862,6 +921,13 @@ impl Collection {
                         stats.deleted += 1;
                     }
                     overlay.insert(id, None);
+                }
+                Staged::Payload(id, payload) => {
+                    // An item deleted earlier in this batch has nothing to update.
+                    if let Some(doc) = lookup(&overlay, &id)? {
+                        ops.push(Op::Payload(doc, payload));
+                        stats.updated += 1;
+                    }
                 }
             }
         }
@@ -903,6 +969,7 @@ impl Collection {
             new_segment = Some((name, snap.mem_first, snap.mem.len()));
         }
         manifest.deletes = write_deletes(&self.dir, gen, &snap.deleted)?;
+        manifest.payloads = write_payloads(&self.dir, gen, &snap)?;
         manifest.hnsw = dump_index(&self.dir, gen, &snap.index)?;
         manifest.next_doc = snap.next_doc;
         manifest.wal = format!("wal-{gen}.log");
@@ -987,6 +1054,7 @@ impl Collection {
         }
         let index = Arc::new(index);
         manifest.deletes = None;
+        manifest.payloads = None;
         manifest.hnsw = dump_index(&self.dir, gen, &index)?;
         manifest.next_doc = live.len() as u64;
         manifest.wal = format!("wal-{gen}.log");
@@ -1003,6 +1071,7 @@ impl Collection {
             mem_ids: HashMap::new(),
             next_doc: live.len() as u64,
             deleted: Arc::new(HashSet::new()),
+            payloads: Arc::new(HashMap::new()),
             index,
         };
         w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
@@ -1105,6 +1174,52 @@ fn write_deletes(dir: &Path, gen: u64, deleted: &HashSet<DocId>) -> Result<Optio
     Ok(Some(name))
 }
 
+/// The payload overlay of the live docs as `pay-GEN.bin`:
+/// `(doc u64 | payload string)*`, sorted by doc.
+fn write_payloads(dir: &Path, gen: u64, snap: &Snapshot) -> Result<Option<String>> {
+    let mut docs: Vec<DocId> = snap
+        .payloads
+        .keys()
+        .copied()
+        .filter(|d| snap.is_live(*d))
+        .collect();
+    if docs.is_empty() {
+        return Ok(None);
+    }
+    docs.sort_unstable();
+    let mut e = format::Enc::default();
+    for doc in docs {
+        e.u64(doc);
+        e.str(&snap.payloads[&doc]);
+    }
+    let name = format!("pay-{gen}.bin");
+    format::write_framed(&dir.join(&name), PAYLOADS_KIND, &e.0)?;
+    Ok(Some(name))
+}
+
+fn read_payloads(path: &Path, next_doc: DocId) -> Result<HashMap<DocId, Arc<str>>> {
+    let body = format::read_framed(path, PAYLOADS_KIND)?;
+    let mut d = format::Dec::new(&body);
+    let mut out = HashMap::new();
+    while d.remaining() > 0 {
+        let entry = d.u64().and_then(|doc| Some((doc, d.str()?)));
+        match entry {
+            Some((doc, payload)) if doc < next_doc => {
+                out.insert(doc, Arc::from(payload));
+            }
+            _ => {
+                return Err(corrupt(
+                    path,
+                    format!("payload entry {} is malformed", out.len()),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+const PAYLOADS_KIND: &[u8; 4] = b"PAYL";
+
 fn dump_index(dir: &Path, gen: u64, index: &HnswIndex) -> Result<Option<HnswFiles>> {
     if index.is_empty() {
         return Ok(None);
@@ -1126,6 +1241,7 @@ fn prefetch(dir: &Path, manifest: &Manifest) {
         manifest
             .deletes
             .iter()
+            .chain(&manifest.payloads)
             .map(|d| (d.clone(), Prefetch::Whole)),
     );
     if let Some(h) = &manifest.hnsw {
@@ -1167,6 +1283,10 @@ fn load_snapshot(
         }
         None => HashSet::new(),
     };
+    let payloads = match &manifest.payloads {
+        Some(name) => read_payloads(&dir.join(name), manifest.next_doc)?,
+        None => HashMap::new(),
+    };
     let index = match &manifest.hnsw {
         Some(h) => HnswIndex::load(dir, h, config.hnsw)?,
         None => HnswIndex::new(config.hnsw, 1000)?,
@@ -1187,6 +1307,7 @@ fn load_snapshot(
         mem_ids: HashMap::new(),
         next_doc: mem_first,
         deleted: Arc::new(deleted),
+        payloads: Arc::new(payloads),
         index: Arc::new(index),
     })
 }
@@ -1197,7 +1318,7 @@ fn cleanup(dir: &Path, manifest: &Manifest) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = ["seg-", "wal-", "del-", "hnsw-"]
+        let ours = ["seg-", "wal-", "del-", "pay-", "hnsw-"]
             .iter()
             .any(|p| name.starts_with(p))
             || name.ends_with(".tmp");

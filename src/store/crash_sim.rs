@@ -15,7 +15,7 @@
 //! commit returned (less the deletions that returned), show no item that was
 //! never committed, and accept a writer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use super::io::rec::{self, Op};
@@ -196,6 +196,8 @@ fn materialize(ops: &[Op], k: usize, rng: &mut Rng, out: &Path) {
 struct Acked {
     added: BTreeSet<String>,
     deleted: BTreeSet<String>,
+    /// The `tag` of items whose payload was updated in place.
+    tags: BTreeMap<String, u64>,
 }
 
 fn item(id: &str, seed: u64) -> NewItem {
@@ -254,6 +256,27 @@ fn no_committed_item_is_lost_and_no_uncommitted_one_appears_at_1000_crash_points
             }
             c.commit().unwrap();
             now.deleted.extend(victims);
+            mark(&mut states, &now);
+        }
+        if round % 3 == 1 {
+            // Payload updates in place (what `weft tag` does), twice for
+            // some items, so the overlay's newest value must win.
+            let live: Vec<String> = now
+                .added
+                .iter()
+                .filter(|id| !now.deleted.contains(*id))
+                .step_by(4)
+                .take(3)
+                .cloned()
+                .collect();
+            for id in &live {
+                let tag = round as u64;
+                assert!(c
+                    .update_payload(id, serde_json::json!({ "tag": tag }))
+                    .unwrap());
+                now.tags.insert(id.clone(), tag);
+            }
+            c.commit().unwrap();
             mark(&mut states, &now);
         }
         if round == 6 {
@@ -327,6 +350,18 @@ fn no_committed_item_is_lost_and_no_uncommitted_one_appears_at_1000_crash_points
             if acked.deleted.contains(id) {
                 assert!(!visible(id), "{what}: deleted item {id} came back");
             }
+        }
+        for (id, tag) in &acked.tags {
+            let Some(doc) = snap.doc_of(id).unwrap() else {
+                continue;
+            };
+            let payload: serde_json::Value =
+                serde_json::from_str(&snap.meta(doc).unwrap().payload).unwrap();
+            let got = payload["tag"].as_u64();
+            assert!(
+                got == Some(*tag) || got == next.tags.get(id).copied(),
+                "{what}: item {id} has payload {payload}, acknowledged tag {tag}"
+            );
         }
         for doc in snap.live_docs() {
             let id = snap.meta(doc).unwrap().id;

@@ -10,6 +10,7 @@
 //! | `wal-G.log` | committed changes since checkpoint G (`wal.rs`) |
 //! | `seg-N.*` | immutable, memory-mapped segments (`segment.rs`) |
 //! | `del-G.bin` | tombstoned doc ids at checkpoint G |
+//! | `pay-G.bin` | payloads updated in place (`update_payload`, `weft tag`) since the last compaction, at checkpoint G: `(doc u64, payload)*`; written only once a payload was updated, folded into the segment by compaction |
 //! | `hnsw-G.graph` | the HNSW graph at checkpoint G (ids, levels, neighbour lists; read whole at open) |
 //! | `hnsw-G.vec` | the vectors the index gained between the previous checkpoint and G (mapped; the graph file lists every part in use with a crc32 per 64 KiB) |
 //! | `LOCK` | held (flock) by the one writer |

@@ -6,6 +6,7 @@
 //! body: 1 = add    doc u64 | modality u8 | grid u16 u16 | n_tokens u32 | meta bytes | embedding (dim f32) | token block bytes
 //!       2 = delete doc u64
 //!       3 = commit next_doc u64
+//!       4 = payload doc u64 | payload JSON bytes (a new payload for a stored doc)
 //! ```
 //!
 //! A commit appends its records and fsyncs them, then appends the commit
@@ -40,6 +41,7 @@ const KIND: &[u8; 4] = b"WLOG";
 const ADD: u8 = 1;
 const DELETE: u8 = 2;
 const COMMIT: u8 = 3;
+const PAYLOAD: u8 = 4;
 
 /// One logged change.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub enum Op {
     Add(DocId, std::sync::Arc<StoredItem>),
     /// A doc hidden (tombstone).
     Delete(DocId),
+    /// A new payload (JSON text) for a doc; its vectors stay as they are.
+    Payload(DocId, std::sync::Arc<str>),
 }
 
 /// Appends to the log.
@@ -105,6 +109,11 @@ impl WalWriter {
                 Op::Delete(doc) => {
                     e.u8(DELETE);
                     e.u64(*doc);
+                }
+                Op::Payload(doc, payload) => {
+                    e.u8(PAYLOAD);
+                    e.u64(*doc);
+                    e.str(payload);
                 }
             }
             push_record(&mut buf, &e.0);
@@ -330,6 +339,10 @@ fn decode(body: &[u8], dim: usize) -> Option<Decoded> {
             Decoded::Op(Op::Add(doc, std::sync::Arc::new(item)))
         }
         DELETE => Decoded::Op(Op::Delete(d.u64()?)),
+        PAYLOAD => {
+            let doc = d.u64()?;
+            Decoded::Op(Op::Payload(doc, d.str()?.into()))
+        }
         COMMIT => Decoded::Commit(d.u64()?),
         _ => return None,
     };
