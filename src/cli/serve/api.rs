@@ -25,6 +25,7 @@ use weft::search::{search, Filter, Query, Scorer, SearchOptions, SearchScratch};
 use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
 
 use super::batcher::OwnedInput;
+use super::once_map::blocking;
 use super::{bump, ApiError, State};
 
 type Shared = Arc<State>;
@@ -398,7 +399,7 @@ async fn encode_one(
     bundle: &weft::bundle::Bundle,
     input: OwnedInput,
 ) -> Result<weft::encoder::Encoded, ApiError> {
-    let batcher = state.batcher(bundle)?;
+    let batcher = state.batcher(bundle).await?;
     let mut out = batcher
         .encode(vec![input])
         .await
@@ -417,9 +418,11 @@ async fn health(
         return ok(StatusCode::OK, json!({ "status": "ok" }));
     }
     let models: Vec<Value> = {
-        let map = state.batchers.lock().unwrap_or_else(|e| e.into_inner());
-        map.values()
-            .flat_map(|b| {
+        state
+            .batchers
+            .opened()
+            .into_iter()
+            .flat_map(|(_, b)| {
                 b.providers()
                     .iter()
                     .map(|(m, prov)| json!({"modality": m, "provider": prov.to_string()}))
@@ -427,13 +430,13 @@ async fn health(
             })
             .collect()
     };
-    let open: Vec<String> = state
+    let mut open: Vec<String> = state
         .collections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .keys()
-        .cloned()
+        .opened()
+        .into_iter()
+        .map(|(name, _)| name)
         .collect();
+    open.sort();
     ok(
         StatusCode::OK,
         json!({
@@ -518,11 +521,7 @@ async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
     names.sort();
     // Collections this daemon has open answer from memory; the others are
     // read without their writer lock (a listing must not lock a CLI out).
-    let open: HashMap<String, Arc<super::Open>> = state
-        .collections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let open: HashMap<String, Arc<super::Open>> = state.collections.opened().into_iter().collect();
     let dir = dir.clone();
     let listed = tokio::task::spawn_blocking(move || {
         for name in names {
@@ -572,32 +571,21 @@ async fn create_collection(
             format!("collection `{}` already exists", req.name),
         ));
     }
-    let bundle = state.bundle(
-        req.bundle
-            .as_deref()
-            .unwrap_or(&state.config.default_bundle),
-    )?;
+    let bundle = state.bundle_or_default(req.bundle.as_deref()).await?;
     let dtype: TokenDtype = req.token_dtype.as_deref().unwrap_or("f16").parse()?;
     let d = HnswParams::default();
     let hnsw = HnswParams::default()
         .with_m(req.m.unwrap_or(d.m))
         .with_ef_construction(req.ef_construction.unwrap_or(d.ef_construction))
         .with_ef_search(req.ef_search.unwrap_or(d.ef_search));
-    let collection = Collection::create(
-        &path,
-        CollectionConfig::for_bundle(&bundle)
-            .with_token_dtype(dtype)
-            .with_hnsw(hnsw),
-    )?;
+    let config = CollectionConfig::for_bundle(&bundle)
+        .with_token_dtype(dtype)
+        .with_hnsw(hnsw);
+    let collection = blocking(move || Ok(Collection::create(&path, config)?)).await?;
     let info = collection.info();
     state
         .collections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(
-            req.name.clone(),
-            Arc::new(super::Open::new(collection, bundle)),
-        );
+        .insert(&req.name, Arc::new(super::Open::new(collection, bundle)));
     ok(
         StatusCode::CREATED,
         json!({ "name": req.name, "info": info }),
@@ -605,7 +593,7 @@ async fn create_collection(
 }
 
 async fn collection_info(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    let open = state.collection(&name)?;
+    let open = state.collection(&name).await?;
     ok(
         StatusCode::OK,
         serde_json::to_value(open.collection.info()).unwrap_or(Value::Null),
@@ -613,26 +601,25 @@ async fn collection_info(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>
 }
 
 async fn delete_collection(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    let open = state.collection(&name)?;
-    state
-        .collections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&name);
+    let open = state.collection(&name).await?;
+    state.collections.remove(&name);
     let dir = open.collection.dir().to_path_buf();
     drop(open);
-    std::fs::remove_dir_all(&dir).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("deleting {}: {e}", dir.display()),
-        )
-    })?;
+    blocking(move || {
+        std::fs::remove_dir_all(&dir).map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("deleting {}: {e}", dir.display()),
+            )
+        })
+    })
+    .await?;
     ok(StatusCode::OK, json!({ "deleted": name }))
 }
 
 async fn compact(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
-    let open = state.collection(&name)?;
+    let open = state.collection(&name).await?;
     let before = open.collection.info();
     tokio::task::spawn_blocking(move || {
         let _writes = open.writes.lock().unwrap_or_else(|e| e.into_inner());
@@ -670,7 +657,7 @@ async fn add_items(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: AddReq = parse(body)?;
-    let open = state.collection(&name)?;
+    let open = state.collection(&name).await?;
     if req.items.is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -717,7 +704,7 @@ async fn add_items(
         inputs.push(input);
         metas.push((item.id, modality, payload, smiles, source));
     }
-    let batcher = state.batcher(&open.bundle)?;
+    let batcher = state.batcher(&open.bundle).await?;
     let encoded = batcher.encode(inputs).await.map_err(|_| ApiError::busy())?;
     // All or nothing: one bad item fails the request and nothing is added.
     let mut items = Vec::with_capacity(encoded.len());
@@ -768,7 +755,7 @@ async fn get_item(
     Axs(state): Axs<Shared>,
     UrlPath((name, id)): UrlPath<(String, String)>,
 ) -> ApiResult {
-    let open = state.collection(&name)?;
+    let open = state.collection(&name).await?;
     let snap = open.collection.snapshot();
     let doc = snap.doc_of(&id)?.ok_or_else(|| {
         ApiError::new(
@@ -789,7 +776,7 @@ async fn delete_item(
     Axs(state): Axs<Shared>,
     UrlPath((name, id)): UrlPath<(String, String)>,
 ) -> ApiResult {
-    let open = state.collection(&name)?;
+    let open = state.collection(&name).await?;
     let found = tokio::task::spawn_blocking(move || -> weft::Result<bool> {
         let _writes = open.writes.lock().unwrap_or_else(|e| e.into_inner());
         let found = open.collection.delete(&id)?;
@@ -832,7 +819,7 @@ async fn search_handler(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let req: SearchReq = parse(body)?;
-    let open = state.collection(&name)?;
+    let open = state.collection(&name).await?;
     let k = req.k.unwrap_or(10);
     if k == 0 || k > 10_000 {
         return Err(ApiError::new(
@@ -909,11 +896,7 @@ struct ClassifyReq {
 
 async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> ApiResult {
     let req: ClassifyReq = parse(body)?;
-    let bundle = state.bundle(
-        req.bundle
-            .as_deref()
-            .unwrap_or(&state.config.default_bundle),
-    )?;
+    let bundle = state.bundle_or_default(req.bundle.as_deref()).await?;
     let spec = InputSpec {
         text: req.text,
         smiles: req.smiles,
@@ -969,23 +952,23 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
     weft::classify::validate(&req.labels, &templates)?;
     let query = Query::from_encoded(encode_one(&state, &bundle, input).await?);
     let classifier = {
-        let mut map = state.classifiers.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(bundle.hash()) {
-            Some(c) => Arc::clone(c),
-            None => {
-                let enc = weft::encoder::BundleEncoders::new(
-                    Arc::clone(&state.runtime),
-                    bundle.clone(),
-                    state.config.encoder.clone(),
-                )?;
-                let c = Arc::new(tokio::sync::Mutex::new(Classifier::with_cache(
-                    enc,
-                    Arc::clone(&state.labels),
-                )));
-                map.insert(bundle.hash().to_string(), Arc::clone(&c));
-                c
-            }
-        }
+        let (runtime, b, encoder, labels) = (
+            Arc::clone(&state.runtime),
+            bundle.clone(),
+            state.config.encoder.clone(),
+            Arc::clone(&state.labels),
+        );
+        state
+            .classifiers
+            .get_or_open(bundle.hash(), || {
+                blocking(move || {
+                    let enc = weft::encoder::BundleEncoders::new(runtime, b, encoder)?;
+                    Ok(Arc::new(tokio::sync::Mutex::new(Classifier::with_cache(
+                        enc, labels,
+                    ))))
+                })
+            })
+            .await?
     };
     let mut guard = classifier.lock_owned().await;
     let labels = req.labels;
@@ -1054,11 +1037,7 @@ async fn embed(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> 
             "field `inputs`: empty list",
         ));
     }
-    let bundle = state.bundle(
-        req.bundle
-            .as_deref()
-            .unwrap_or(&state.config.default_bundle),
-    )?;
+    let bundle = state.bundle_or_default(req.bundle.as_deref()).await?;
     let mut inputs = Vec::new();
     let mut budget = Budget::new(&state);
     for (i, spec) in req.inputs.into_iter().enumerate() {
@@ -1068,7 +1047,8 @@ async fn embed(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> 
         );
     }
     let encoded = state
-        .batcher(&bundle)?
+        .batcher(&bundle)
+        .await?
         .encode(inputs)
         .await
         .map_err(|_| ApiError::busy())?;

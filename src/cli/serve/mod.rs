@@ -7,8 +7,8 @@
 
 mod api;
 mod batcher;
+mod once_map;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +25,7 @@ use weft::runtime::{Runtime, RuntimeOptions};
 use weft::store::Collection;
 
 use batcher::{BatchStats, Batcher};
+use once_map::{blocking, OnceMap};
 
 /// Settings of the daemon.
 #[derive(Debug, Clone)]
@@ -197,13 +198,16 @@ impl Open {
 pub struct State {
     pub config: ServeConfig,
     pub runtime: Arc<Runtime>,
-    pub collections: Mutex<HashMap<String, Arc<Open>>>,
-    pub batchers: Mutex<HashMap<String, Arc<Batcher>>>,
+    /// Open collections by name (this daemon holds their writer locks).
+    pub collections: OnceMap<Arc<Open>>,
+    /// Batching encoders by bundle hash.
+    pub batchers: OnceMap<Arc<Batcher>>,
     pub labels: Arc<LabelCache>,
     /// Bundles opened (and hashed) once, by the name requests use.
-    pub bundles: Mutex<HashMap<String, Bundle>>,
+    pub bundles: OnceMap<Bundle>,
     pub metrics: Metrics,
-    pub classifiers: Mutex<HashMap<String, Arc<tokio::sync::Mutex<weft::classify::Classifier>>>>,
+    /// Classifiers by bundle hash.
+    pub classifiers: OnceMap<Arc<tokio::sync::Mutex<weft::classify::Classifier>>>,
 }
 
 impl State {
@@ -219,40 +223,40 @@ impl State {
         }
     }
 
-    /// The open collection `name`, opening it on first use.
-    pub fn collection(&self, name: &str) -> Result<Arc<Open>, ApiError> {
+    /// The open collection `name`, opening it on first use (off the async
+    /// threads; see [`OnceMap`]).
+    pub async fn collection(&self, name: &str) -> Result<Arc<Open>, ApiError> {
         Self::collection_name(name)?;
-        let mut map = self.collections.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = map.get(name) {
-            return Ok(Arc::clone(c));
-        }
-        let path = self.config.collections_dir.join(name);
-        if !path.join("MANIFEST").exists() {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("collection `{name}` does not exist"),
-            ));
-        }
-        let collection = Collection::open_writer(&path)?;
-        let bundle = self.bundle(&collection.config().bundle_name)?;
-        collection.check_bundle(&bundle)?;
-        let open = Arc::new(Open::new(collection, bundle));
-        map.insert(name.to_string(), Arc::clone(&open));
-        Ok(open)
+        self.collections
+            .get_or_open(name, || async {
+                let path = self.config.collections_dir.join(name);
+                let missing = format!("collection `{name}` does not exist");
+                let collection = blocking(move || {
+                    if !path.join("MANIFEST").exists() {
+                        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", missing));
+                    }
+                    Ok(Collection::open_writer(&path)?)
+                })
+                .await?;
+                let bundle = self.bundle(&collection.config().bundle_name).await?;
+                collection.check_bundle(&bundle)?;
+                Ok(Arc::new(Open::new(collection, bundle)))
+            })
+            .await
+    }
+
+    /// The bundle a request names, or the daemon's default.
+    pub async fn bundle_or_default(&self, name: Option<&str>) -> Result<Bundle, ApiError> {
+        self.bundle(name.unwrap_or(&self.config.default_bundle))
+            .await
     }
 
     /// A verified bundle by name: a bundle in the models folders (never a
     /// path), opened and hashed on first use only. The daemon's default
     /// bundle may be a folder, as its operator gave it.
-    pub fn bundle(&self, name: &str) -> Result<Bundle, ApiError> {
-        if let Some(b) = self
-            .bundles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Ok(b.clone());
+    pub async fn bundle(&self, name: &str) -> Result<Bundle, ApiError> {
+        if let Some(b) = self.bundles.get(name) {
+            return Ok(b);
         }
         if name != self.config.default_bundle && !plain_name(name) {
             return Err(ApiError::new(
@@ -281,48 +285,52 @@ impl State {
                 format!("bundle `{name}` is not installed (GET /health lists the bundles in use)"),
             )
         })?;
-        let b = Bundle::open(&dir).map_err(|e| {
-            // The reason may quote the operator's files: it goes to the log.
-            eprintln!("weft serve: bundle `{name}` does not open: {e}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "bundle_broken",
-                format!("bundle `{name}` does not open (the server log says why)"),
-            )
-        })?;
+        let owned = name.to_string();
         self.bundles
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), b.clone());
-        Ok(b)
+            .get_or_open(name, || {
+                blocking(move || {
+                    Bundle::open(&dir).map_err(|e| {
+                        // The reason may quote the operator's files: it goes to the log.
+                        eprintln!("weft serve: bundle `{owned}` does not open: {e}");
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "bundle_broken",
+                            format!("bundle `{owned}` does not open (the server log says why)"),
+                        )
+                    })
+                })
+            })
+            .await
     }
 
     /// The batching encoder of a bundle.
-    pub fn batcher(&self, bundle: &Bundle) -> Result<Arc<Batcher>, ApiError> {
-        let mut map = self.batchers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = map.get(bundle.hash()) {
-            return Ok(Arc::clone(b));
-        }
-        let b = Arc::new(Batcher::start(
-            || {
-                weft::encoder::BundleEncoders::new(
-                    Arc::clone(&self.runtime),
-                    bundle.clone(),
-                    self.config.encoder.clone(),
-                )
-            },
-            self.config.max_batch,
-            self.config.max_wait,
-            Arc::clone(&self.metrics.batch),
-        )?);
-        map.insert(bundle.hash().to_string(), Arc::clone(&b));
-        Ok(b)
+    pub async fn batcher(&self, bundle: &Bundle) -> Result<Arc<Batcher>, ApiError> {
+        let (runtime, bundle_, encoder) = (
+            Arc::clone(&self.runtime),
+            bundle.clone(),
+            self.config.encoder.clone(),
+        );
+        let (max_batch, max_wait) = (self.config.max_batch, self.config.max_wait);
+        let stats = Arc::clone(&self.metrics.batch);
+        self.batchers
+            .get_or_open(bundle.hash(), || {
+                blocking(move || {
+                    let make = || {
+                        weft::encoder::BundleEncoders::new(
+                            Arc::clone(&runtime),
+                            bundle_.clone(),
+                            encoder.clone(),
+                        )
+                    };
+                    Ok(Arc::new(Batcher::start(make, max_batch, max_wait, stats)?))
+                })
+            })
+            .await
     }
 
     /// Commits and checkpoints every open collection (shutdown).
     pub fn flush_all(&self) {
-        let map = self.collections.lock().unwrap_or_else(|e| e.into_inner());
-        for (name, open) in map.iter() {
+        for (name, open) in self.collections.opened() {
             if let Err(e) = open
                 .collection
                 .commit()
@@ -359,12 +367,12 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     let runtime = Runtime::load(&config.runtime)?;
     let state = Arc::new(State {
         runtime,
-        collections: Mutex::new(HashMap::new()),
-        batchers: Mutex::new(HashMap::new()),
+        collections: OnceMap::default(),
+        batchers: OnceMap::default(),
         labels: Arc::new(LabelCache::with_capacity_bytes(config.label_cache_bytes)),
-        bundles: Mutex::new(HashMap::new()),
+        bundles: OnceMap::default(),
         metrics: Metrics::default(),
-        classifiers: Mutex::new(HashMap::new()),
+        classifiers: OnceMap::default(),
         config,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
