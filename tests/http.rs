@@ -582,6 +582,8 @@ fn hardening_limits_names_and_disclosure() {
             "1000",
             "--max-request-pixels",
             "1000000",
+            "--max-request-decoded-mib",
+            "4",
         ],
     );
     let a = srv.addr.clone();
@@ -708,6 +710,39 @@ fn hardening_limits_names_and_disclosure() {
         "too_large",
         "inputs[2]",
     );
+    // Bit depth and channels count: 700x700 is within the pixel budget, but
+    // as 16-bit RGBA it decodes to 3.9 MB, and two of them pass 4 MiB.
+    let deep = {
+        let img = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(
+            700,
+            700,
+            image::Rgba([1u16, 2, 3, 65535]),
+        );
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgba16(img)
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        base64::engine::general_purpose::STANDARD.encode(out)
+    };
+    let (s, v) = auth(
+        "POST",
+        "/embed",
+        json!({"inputs": [{"image_base64": deep}, {"image_base64": deep}]}),
+    );
+    assert_eq!(s, 413, "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("inputs[1]")
+            && msg.contains("4 channels x 16 bits")
+            && msg.contains("--max-request-decoded-mib"),
+        "{msg}"
+    );
+    let (s, v) = auth(
+        "POST",
+        "/embed",
+        json!({"inputs": [{"image_base64": deep}]}),
+    );
+    assert_eq!(s, 200, "{v}");
     // Error bodies name files without the server's folders.
     std::fs::create_dir_all(dir.join("broken")).unwrap();
     std::fs::write(dir.join("broken/MANIFEST"), b"not a manifest").unwrap();

@@ -189,6 +189,11 @@ struct ServeArgs {
     /// Most decoded pixels of all images in one request (width x height summed).
     #[arg(long, default_value_t = 100_000_000)]
     max_request_pixels: u64,
+    /// Most decoded bytes of all images in one request, in MiB: pixels x
+    /// channels x bytes per channel, as the decoders hold them (16-bit RGBA
+    /// takes 8 bytes a pixel, RGB8 3).
+    #[arg(long, default_value_t = 1024)]
+    max_request_decoded_mib: u64,
     /// Memory for cached label embeddings of /classify, in MiB (least recently used dropped first).
     #[arg(long, default_value_t = 64)]
     label_cache_mib: u64,
@@ -559,6 +564,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_labels: args.max_labels,
                 max_text_bytes: args.max_text_bytes,
                 max_request_pixels: args.max_request_pixels,
+                max_request_decoded_bytes: args.max_request_decoded_mib << 20,
                 label_cache_bytes: args.label_cache_mib << 20,
             })?;
             Ok(ExitCode::SUCCESS)

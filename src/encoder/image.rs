@@ -24,6 +24,10 @@ pub struct ImageLimits {
     pub max_file_bytes: u64,
     /// Largest decoded image, in pixels (width x height). Default 100 megapixels.
     pub max_pixels: u64,
+    /// Largest decoded image, in bytes: pixels x channels x bytes per
+    /// channel, as the decoder holds it before conversion to RGB8 (a 16-bit
+    /// RGBA image takes 8 bytes a pixel). Default 512 MiB.
+    pub max_decoded_bytes: u64,
 }
 
 impl Default for ImageLimits {
@@ -31,6 +35,7 @@ impl Default for ImageLimits {
         ImageLimits {
             max_file_bytes: 64 << 20,
             max_pixels: 100_000_000,
+            max_decoded_bytes: 512 << 20,
         }
     }
 }
@@ -46,6 +51,59 @@ impl ImageLimits {
     pub fn with_max_pixels(mut self, pixels: u64) -> Self {
         self.max_pixels = pixels;
         self
+    }
+
+    /// Sets the decoded-bytes limit.
+    pub fn with_max_decoded_bytes(mut self, bytes: u64) -> Self {
+        self.max_decoded_bytes = bytes;
+        self
+    }
+}
+
+/// What decoding an image will cost, read from its header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderInfo {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes the decoder allocates: pixels x channels x bytes per channel.
+    pub decoded_bytes: u64,
+    /// Channels of the decoded image (1 grey to 4 RGBA).
+    pub channels: u8,
+    /// Bits per channel of the decoded image (8, 16 or 32).
+    pub bits_per_channel: u8,
+}
+
+impl HeaderInfo {
+    /// Width x height.
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// The header of an encoded image (no pixel data is decoded); `None` when
+/// the format is unknown or the header does not parse (the decoder then
+/// names the problem).
+pub fn header_info(bytes: &[u8]) -> Option<HeaderInfo> {
+    let decoder = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_decoder()
+        .ok()?;
+    Some(info_of(&decoder))
+}
+
+fn info_of(decoder: &impl ImageDecoder) -> HeaderInfo {
+    let (width, height) = decoder.dimensions();
+    let color = decoder.color_type();
+    let channels = color.channel_count();
+    HeaderInfo {
+        width,
+        height,
+        decoded_bytes: decoder.total_bytes(),
+        channels,
+        bits_per_channel: color.bytes_per_pixel() * 8 / channels.max(1),
     }
 }
 
@@ -217,14 +275,23 @@ pub fn decode_with(
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| invalid(item, format!("cannot decode: {e}")))?;
-    let (w, h) = decoder.dimensions();
-    let pixels = u64::from(w) * u64::from(h);
+    let info = info_of(&decoder);
+    let (w, h, pixels) = (info.width, info.height, info.pixels());
     if pixels > limits.max_pixels {
         return Err(invalid(
             item,
             format!(
                 "{w}x{h} = {pixels} pixels, over the limit of {} (decompression bomb guard)",
                 limits.max_pixels
+            ),
+        ));
+    }
+    if info.decoded_bytes > limits.max_decoded_bytes {
+        return Err(invalid(
+            item,
+            format!(
+                "{w}x{h} pixels x {} channels x {} bits decode to {} bytes, over the limit of {} bytes (decompression bomb guard)",
+                info.channels, info.bits_per_channel, info.decoded_bytes, limits.max_decoded_bytes
             ),
         ));
     }
@@ -550,6 +617,45 @@ mod tests {
         let rgb = decode(&bytes, "grey16.png", &ImageLimits::default()).unwrap();
         assert_eq!(rgb.dimensions(), (3, 2));
         assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn the_decoded_bytes_limit_counts_channels_and_bit_depth() {
+        let (w, h) = (300u32, 200u32);
+        let rgba16 = image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(
+            w,
+            h,
+            image::Rgba([1u16, 2, 3, 65535]),
+        );
+        let deep = png(&DynamicImage::ImageRgba16(rgba16));
+        let flat = png(&DynamicImage::ImageRgb8(RgbImage::from_pixel(
+            w,
+            h,
+            image::Rgb([1, 2, 3]),
+        )));
+        let px = u64::from(w * h);
+        let info = header_info(&deep).unwrap();
+        assert_eq!(
+            (info.pixels(), info.channels, info.bits_per_channel),
+            (px, 4, 16)
+        );
+        assert_eq!(info.decoded_bytes, px * 8);
+        assert_eq!(header_info(&flat).unwrap().decoded_bytes, px * 3);
+        assert_eq!(header_info(b"not an image"), None);
+        // Same pixels, same pixel limit: the 16-bit RGBA one decodes to 8
+        // bytes a pixel and is over a limit the RGB8 one (3) is under.
+        let limits = ImageLimits::default()
+            .with_max_pixels(px)
+            .with_max_decoded_bytes(px * 4);
+        let e = decode(&deep, "deep.png", &limits).unwrap_err().to_string();
+        assert!(
+            e.contains("deep.png") && e.contains("4 channels x 16 bits") && e.contains("480000"),
+            "{e}"
+        );
+        assert_eq!(
+            decode(&flat, "flat.png", &limits).unwrap().dimensions(),
+            (w, h)
+        );
     }
 
     #[test]

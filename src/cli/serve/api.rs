@@ -287,15 +287,18 @@ impl InputSpec {
     }
 }
 
-/// What one request may still cost: decoded image pixels, over all its inputs.
+/// What one request may still cost: decoded image pixels and bytes, over
+/// all its inputs.
 struct Budget {
     pixels: u64,
+    bytes: u64,
 }
 
 impl Budget {
     fn new(state: &State) -> Self {
         Budget {
             pixels: state.config.max_request_pixels,
+            bytes: state.config.max_request_decoded_bytes,
         }
     }
 
@@ -317,15 +320,25 @@ impl Budget {
             OwnedInput::Image { bytes, .. } => {
                 // Only the header is read; a file that does not parse is
                 // left to the decoder, which names the problem.
-                if let Some((w, h)) = super::batcher::header_dimensions(bytes) {
-                    let px = u64::from(w) * u64::from(h);
+                if let Some(info) = weft::encoder::image::header_info(bytes) {
+                    let (w, h, px) = (info.width, info.height, info.pixels());
                     if px > self.pixels {
                         return Err(too_large(format!(
                             "{at}: {w}x{h} pixels; the images of one request may hold {} pixels in all (--max-request-pixels)",
                             state.config.max_request_pixels
                         )));
                     }
+                    if info.decoded_bytes > self.bytes {
+                        return Err(too_large(format!(
+                            "{at}: {w}x{h} pixels x {} channels x {} bits decode to {} bytes; the images of one request may decode to {} bytes in all (--max-request-decoded-mib)",
+                            info.channels,
+                            info.bits_per_channel,
+                            info.decoded_bytes,
+                            state.config.max_request_decoded_bytes
+                        )));
+                    }
                     self.pixels -= px;
+                    self.bytes -= info.decoded_bytes;
                 }
             }
         }

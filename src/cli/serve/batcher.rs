@@ -54,19 +54,10 @@ const PIXELS_PER_CALL: u64 = 16_000_000;
 fn header_pixels(input: &OwnedInput) -> u64 {
     match input {
         OwnedInput::Image { bytes, .. } => {
-            header_dimensions(bytes).map_or(0, |(w, h)| u64::from(w) * u64::from(h))
+            weft::encoder::image::header_info(bytes).map_or(0, |i| i.pixels())
         }
         _ => 0,
     }
-}
-
-/// An image's width and height from its header alone (no decoding); `None`
-/// when the header does not parse (the decoder then names the problem).
-pub fn header_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .ok()
-        .and_then(|r| r.into_dimensions().ok())
 }
 
 /// Jobs waiting in a bundle's queue before new ones get 503.

@@ -52,6 +52,9 @@ pub struct ServeConfig {
     pub max_text_bytes: usize,
     /// Most decoded pixels of all images in one request.
     pub max_request_pixels: u64,
+    /// Most decoded bytes (pixels x channels x bytes per channel) of all
+    /// images in one request.
+    pub max_request_decoded_bytes: u64,
     /// Capacity of the label embedding cache.
     pub label_cache_bytes: u64,
 }
