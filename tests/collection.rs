@@ -8,6 +8,10 @@ use weft::index::VectorIndex;
 use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
 use weft::Error;
 
+mod common;
+
+use common::copy_dir;
+
 const DIM: usize = 16;
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -298,17 +302,6 @@ fn another_bundle_is_refused() {
     .unwrap();
     let err = c.check_bundle(&bundle).unwrap_err().to_string();
     assert!(err.contains("tiny-vl") && err.contains("tiny-mol"), "{err}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

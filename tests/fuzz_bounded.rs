@@ -12,68 +12,11 @@ use weft::encoder::ImageLimits;
 use weft::search::Filter;
 use weft::store::{Collection, CollectionConfig, NewItem};
 
+mod common;
+
+use common::{cases, copy_dir, mutate, Rng};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn cases(base: usize) -> usize {
-    let scale: f64 = std::env::var("WEFT_FUZZ_CASES_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1.0);
-    ((base as f64) * scale).max(1.0) as usize
-}
-
-/// xorshift64*: deterministic, seeded per target.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-/// A random mutation of `seed`: flips, overwrites, cuts, duplicates, inserts.
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
-    let mut b = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        if b.is_empty() {
-            b.push(rng.next() as u8);
-            continue;
-        }
-        let at = rng.below(b.len());
-        match rng.below(6) {
-            0 => b[at] ^= 1 << rng.below(8),
-            1 => b[at] = rng.next() as u8,
-            2 => b.truncate(at),
-            3 => {
-                let end = (at + 1 + rng.below(64)).min(b.len());
-                let chunk = b[at..end].to_vec();
-                let to = rng.below(b.len());
-                b.splice(to..to, chunk);
-            }
-            4 => {
-                let n = rng.below(16);
-                let fill: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
-                b.splice(at..at, fill);
-            }
-            _ => {
-                // An "interesting" value where a length or count may be.
-                let v: [u8; 4] = [0, 0xff, 0x7f, 0x80].map(|x| x ^ (rng.next() as u8 & 1));
-                for (i, x) in v.iter().enumerate() {
-                    if at + i < b.len() {
-                        b[at + i] = *x;
-                    }
-                }
-            }
-        }
-    }
-    b
-}
 
 #[test]
 fn fuzz_smiles_parser() {
@@ -117,17 +60,6 @@ fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("weft-fuzz-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     d
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_name() != "LOCK" {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,110 +13,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(collections: &std::path::Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .arg("--models-dir")
-            .arg(format!("{ROOT}/tests/bundles"))
-            .arg("--collections-dir")
-            .arg(collections)
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--bundle",
-                "tiny-vl",
-                "--root",
-                &format!("{ROOT}/tests/data"),
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-        assert!(addr.starts_with("127.0.0.1:"), "server said: {line}");
-        Server { child, addr }
-    }
-
-    fn stop(mut self) -> std::process::ExitStatus {
-        // SIGTERM, the graceful path.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A minimal HTTP/1.1 client: returns (status, body as JSON or text).
-fn call(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-    token: Option<&str>,
-) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.unwrap_or(b"");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let v = serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()));
-    (status, v)
-}
-
-fn post(addr: &str, path: &str, v: Value) -> (u16, Value) {
-    call(addr, "POST", path, Some(v.to_string().as_bytes()), None)
-}
-
-fn b64(file: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(std::fs::read(format!("{ROOT}/tests/data/{file}")).unwrap())
-}
-
-fn temp(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("weft-http-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use common::{b64, call, png_of, post, temp, Server, ROOT};
 
 fn assert_error(resp: (u16, Value), status: u16, code: &str, needle: &str) {
     let (s, v) = resp;
@@ -559,15 +458,6 @@ fn call_auth(addr: &str, path: &str, authorization: &str) -> u16 {
 }
 
 /// A whole PNG of `w` x `h` grey pixels (small: it compresses well).
-fn png_of(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_pixel(w, h, image::Rgb([128, 128, 128]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
-}
-
 #[test]
 fn hardening_limits_names_and_disclosure() {
     let dir = temp("harden");

@@ -2,16 +2,14 @@
 //! `weft models import`, then `models verify`, `doctor`, `index`, `search`
 //! (global, filip, hybrid), `classify`, and the same over HTTP.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
+
+use common::{b64, post, Server, ROOT};
 
 struct Case {
     fixture: &'static str,
@@ -223,66 +221,6 @@ fn every_layout_imports_indexes_searches_and_classifies_through_the_cli() {
     }
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(models: &Path, collections: &Path, bundle: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .arg("--models-dir")
-            .arg(models)
-            .arg("--collections-dir")
-            .arg(collections)
-            .args(["serve", "--bind", "127.0.0.1:0", "--bundle", bundle])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn post(addr: &str, path: &str, body: Value) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let body = body.to_string();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
-}
-
-fn b64(file: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(std::fs::read(format!("{ROOT}/tests/data/{file}")).unwrap())
-}
-
 #[test]
 fn every_layout_serves_search_and_classify_over_http() {
     for case in CASES {
@@ -293,7 +231,7 @@ fn every_layout_serves_search_and_classify_over_http() {
         let mut args = vec!["models", "import", fixture.as_str(), "--name", name];
         args.extend(case.extra);
         ok(&weft(&models, &cols, &args), &format!("{name}: import"));
-        let srv = Server::start(&models, &cols, name);
+        let srv = Server::start_in(&models, &cols, &["--bundle", name]);
         let a = srv.addr.clone();
         assert_eq!(
             post(&a, "/collections", json!({"name": "c", "bundle": name})).0,

@@ -9,9 +9,6 @@
 //! acknowledged add that was not deleted is there afterwards; the daemon's
 //! peak RSS stays under `RSS_CEILING_MB` (README, "The daemon").
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,34 +16,17 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+mod common;
+
+use common::{call, png_of, post, Server, ROOT};
+
 /// Peak resident memory allowed for the daemon under this load, in MB.
 const RSS_CEILING_MB: u64 = 1500;
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(collections: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .arg("--models-dir")
-        .arg(format!("{ROOT}/tests/bundles"))
-        .arg("--collections-dir")
-        .arg(collections)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--bundle",
-            "tiny-vl",
+    Server::start(
+        collections,
+        &[
             "--max-body-bytes",
             "33554432",
             "--max-text-bytes",
@@ -55,58 +35,8 @@ fn start(collections: &std::path::Path) -> Server {
             "1000",
             "--timeout-s",
             "20",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "server said: {line}");
-    Server { child, addr }
-}
-
-/// (status, body); status 0 is a transport error.
-fn call(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> (u16, Value) {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return (0, Value::Null);
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-    let body = body.unwrap_or(b"");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    if s.write_all(head.as_bytes()).is_err() || s.write_all(body).is_err() {
-        return (0, Value::Null);
-    }
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let status: u16 = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let payload = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    let v = serde_json::from_str(payload).unwrap_or_else(|_| Value::String(payload.to_string()));
-    (status, v)
-}
-
-fn post(addr: &str, path: &str, v: &Value) -> (u16, Value) {
-    call(addr, "POST", path, Some(v.to_string().as_bytes()))
-}
-
-fn png_of(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_pixel(w, h, image::Rgb([90, 120, 150]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
+        ],
+    )
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -151,14 +81,14 @@ fn mixed_load_with_hostile_requests_within_limits() {
     let (s, v) = post(
         &a,
         "/collections",
-        &json!({"name": "load", "bundle": "tiny-vl"}),
+        json!({"name": "load", "bundle": "tiny-vl"}),
     );
     assert!(s == 200 || s == 201, "{v}");
     // Seed items, then the unloaded p50 of a small search.
     let seed: Vec<Value> = (0..200)
         .map(|i| json!({"id": format!("seed-{i}"), "text": format!("a note about item {i}")}))
         .collect();
-    let (s, v) = post(&a, "/collections/load/items", &json!({ "items": seed }));
+    let (s, v) = post(&a, "/collections/load/items", json!({ "items": seed }));
     assert_eq!(s, 200, "{v}");
     let search = json!({"text": "a note about cats", "k": 5});
     let mut unloaded = Vec::new();
@@ -198,7 +128,7 @@ fn mixed_load_with_hostile_requests_within_limits() {
                     .iter()
                     .map(|id| json!({"id": id, "text": format!("text of {id}"), "payload": {"n": n}}))
                     .collect();
-                let r = post(a, "/collections/load/items", &json!({ "items": items }));
+                let r = post(a, "/collections/load/items", json!({ "items": items }));
                 if r.0 == 200 {
                     log.lock().unwrap().acked.extend(ids);
                 } else {
@@ -227,7 +157,7 @@ fn mixed_load_with_hostile_requests_within_limits() {
         "classify",
         Box::new(move |n, a, log| {
             let labels: Vec<String> = (0..10).map(|k| format!("label {n} {k}")).collect();
-            let r = post(a, "/classify", &json!({"text": "a cat", "labels": labels}));
+            let r = post(a, "/classify", json!({"text": "a cat", "labels": labels}));
             if r.0 != 200 {
                 fail(log, format!("classify {n}"), &r);
             }
@@ -242,7 +172,13 @@ fn mixed_load_with_hostile_requests_within_limits() {
             };
             match victim {
                 Some(id) if !log.lock().unwrap().deleted.contains(&id) => {
-                    let r = call(a, "DELETE", &format!("/collections/load/items/{id}"), None);
+                    let r = call(
+                        a,
+                        "DELETE",
+                        &format!("/collections/load/items/{id}"),
+                        None,
+                        None,
+                    );
                     if r.0 == 200 {
                         log.lock().unwrap().deleted.push(id);
                     } else {
@@ -264,7 +200,7 @@ fn mixed_load_with_hostile_requests_within_limits() {
             let (what, r) = match n % 5 {
                 0 => (
                     "10 MB text",
-                    post(a, "/embed", &json!({"inputs": [{"text": big_text}]})),
+                    post(a, "/embed", json!({"inputs": [{"text": big_text}]})),
                 ),
                 1 => {
                     let labels: Vec<String> = (0..1000)
@@ -272,20 +208,26 @@ fn mixed_load_with_hostile_requests_within_limits() {
                         .collect();
                     (
                         "1,000 labels",
-                        post(a, "/classify", &json!({"text": "x", "labels": labels})),
+                        post(a, "/classify", json!({"text": "x", "labels": labels})),
                     )
                 }
                 2 => (
                     "25 Mpx image",
-                    post(a, "/embed", &json!({"inputs": [{"image_base64": bomb}]})),
+                    post(a, "/embed", json!({"inputs": [{"image_base64": bomb}]})),
                 ),
                 3 => (
                     "truncated image",
-                    post(a, "/embed", &json!({"inputs": [{"image_base64": cut}]})),
+                    post(a, "/embed", json!({"inputs": [{"image_base64": cut}]})),
                 ),
                 _ => (
                     "broken JSON",
-                    call(a, "POST", "/embed", Some(b"{\"inputs\": [{\"text\": ")),
+                    call(
+                        a,
+                        "POST",
+                        "/embed",
+                        Some(b"{\"inputs\": [{\"text\": "),
+                        None,
+                    ),
                 ),
             };
             log.lock().unwrap().hostile.push((what.to_string(), r.0));
@@ -304,7 +246,13 @@ fn mixed_load_with_hostile_requests_within_limits() {
     let deleted: std::collections::HashSet<&String> = log.deleted.iter().collect();
     let mut missing = Vec::new();
     for id in log.acked.iter().filter(|id| !deleted.contains(id)) {
-        let r = call(&a, "GET", &format!("/collections/load/items/{id}"), None);
+        let r = call(
+            &a,
+            "GET",
+            &format!("/collections/load/items/{id}"),
+            None,
+            None,
+        );
         if r.0 != 200 {
             missing.push(id.clone());
         }
