@@ -34,4 +34,4 @@ pub mod store;
 mod sys;
 
 pub use error::{Error, Result};
-pub use sys::explain_sigbus;
+pub use sys::handle_sigbus;

@@ -11,6 +11,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A collection file cut short by another program while mapped fails
+    // the operation that read it, naming the file, instead of killing us.
+    weft::handle_sigbus();
     let args = match cli::Cli::try_parse() {
         Ok(args) => args,
         Err(e) => {

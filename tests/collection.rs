@@ -759,3 +759,65 @@ fn updating_a_payload_keeps_the_doc_and_its_index_node_through_reopen_checkpoint
     assert_eq!(payload_of(&c, "item-61"), serde_json::json!({"tag": "c"}));
     assert!(c.snapshot().doc_of("item-4").unwrap().is_none());
 }
+
+/// With `weft::handle_sigbus` installed, a file cut short by another
+/// program under its mapping turns the reads past its new end into zeros:
+/// the search that made them, `verify` and compaction fail naming the file,
+/// and the process goes on.
+#[test]
+fn a_file_cut_under_its_mapping_fails_search_verify_and_compaction_naming_it() {
+    weft::handle_sigbus();
+    let dir = tempdir("cut-mapped");
+    let c = Collection::create(&dir, config()).unwrap();
+    for i in 0..60 {
+        c.add(item(i)).unwrap();
+    }
+    c.commit().unwrap();
+    c.compact().unwrap();
+    let q = weft::search::Query::new(vector(7, DIM), vector(70, DIM));
+    let opts = weft::search::SearchOptions::default()
+        .with_k(5)
+        .with_candidates(weft::search::Candidates::Exact)
+        .with_scorer("filip".parse().unwrap());
+    let search = |c: &Collection| {
+        weft::search::search(
+            &c.snapshot(),
+            &q,
+            &opts,
+            &mut weft::search::SearchScratch::new(),
+        )
+    };
+    assert_eq!(search(&c).unwrap()[0].id, "item-7");
+    let cut: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("seg-") && (n.ends_with(".vec") || n.ends_with(".tok"))
+        })
+        .collect();
+    assert_eq!(cut.len(), 2, "{cut:?}");
+    for p in &cut {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+    let named = |e: Error| {
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Corrupted { .. })
+                && cut
+                    .iter()
+                    .any(|p| msg.contains(p.file_name().unwrap().to_str().unwrap()))
+                && msg.contains("truncated"),
+            "{msg}"
+        );
+    };
+    named(search(&c).unwrap_err());
+    named(search(&c).unwrap_err());
+    named(c.verify().unwrap_err());
+    named(c.compact().unwrap_err());
+}

@@ -3,9 +3,9 @@
 //! load test (WEFT_LOAD_SECS, default 5) mixing searches and adds whose
 //! acknowledged adds all survive a restart.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -736,32 +736,11 @@ fn the_token_can_come_from_a_file_and_stays_out_of_ps() {
 }
 
 #[test]
-fn a_mapped_file_truncated_under_the_daemon_stops_it_with_a_message() {
+fn a_mapped_file_truncated_under_the_daemon_fails_the_search_and_the_daemon_lives() {
     let dir = temp("sigbus");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .arg("--models-dir")
-        .arg(format!("{ROOT}/tests/bundles"))
-        .arg("--collections-dir")
-        .arg(&dir)
-        .args(["serve", "--bind", "127.0.0.1:0", "--bundle", "tiny-vl"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let a = line.trim().rsplit("http://").next().unwrap().to_string();
-    assert_eq!(
-        post(
-            &a,
-            "/collections",
-            json!({"name": "c", "bundle": "tiny-vl"})
-        )
-        .0,
-        201
-    );
+    let mut srv = Server::start(&dir, &[]);
+    let a = srv.addr.clone();
+    assert_eq!(post(&a, "/collections", json!({"name": "c"})).0, 201);
     let items: Vec<Value> = (0..50)
         .map(|i| json!({"id": format!("t{i}"), "text": format!("note {i}")}))
         .collect();
@@ -770,11 +749,9 @@ fn a_mapped_file_truncated_under_the_daemon_stops_it_with_a_message() {
         200
     );
     assert_eq!(post(&a, "/collections/c/compact", json!({})).0, 200);
-    assert_eq!(
-        post(&a, "/collections/c/search", json!({"text": "note", "k": 3})).0,
-        200
-    );
-    // Another program cuts the segment's vectors under the daemon.
+    let search = json!({"text": "note", "k": 3, "scorer": "filip"});
+    assert_eq!(post(&a, "/collections/c/search", &search).0, 200);
+    // Another program cuts the segment's vectors and tokens under the daemon.
     for e in std::fs::read_dir(dir.join("c")).unwrap() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "vec" || x == "tok") {
@@ -786,22 +763,47 @@ fn a_mapped_file_truncated_under_the_daemon_stops_it_with_a_message() {
                 .unwrap();
         }
     }
-    // The search reads the cut pages: the daemon stops with the message
-    // (the connection just closes).
-    let search = json!({"text": "note", "k": 3, "scorer": "filip"}).to_string();
-    if let Ok(mut s) = TcpStream::connect(&a) {
-        let head = format!(
-            "POST /collections/c/search HTTP/1.1\r\nHost: {a}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{search}",
-            search.len()
-        );
-        let _ = s.write_all(head.as_bytes());
-        let _ = s.read_to_end(&mut Vec::new());
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(135), "{stderr}");
+    // The search reads the cut pages: it fails, naming a file, and the
+    // daemon keeps serving.
+    let (s, v) = post(&a, "/collections/c/search", &search);
+    assert_eq!(s, 500, "{v}");
+    assert_eq!(v["error"]["code"], "corrupted", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap();
     assert!(
-        stderr.contains("truncated or replaced while open"),
-        "{stderr}"
+        msg.contains("truncated or replaced by another program while open")
+            && (msg.contains(".vec") || msg.contains(".tok")),
+        "{msg}"
     );
+    // Every later search of that collection fails the same way (never zeros).
+    assert_eq!(post(&a, "/collections/c/search", &search).0, 500);
+    assert!(srv.alive(), "the daemon died");
+    assert_eq!(call(&a, "GET", "/health", None, None).0, 200);
+    assert_eq!(post(&a, "/collections", json!({"name": "d"})).0, 201);
+    assert_eq!(
+        post(
+            &a,
+            "/collections/d/items",
+            json!({"items": [{"id": "x", "text": "a note"}]})
+        )
+        .0,
+        200
+    );
+    let (s, v) = post(&a, "/collections/d/search", &search);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["hits"][0]["id"], "x");
+    assert!(srv.stop().success());
+}
+
+/// A SIGBUS that is not a read of a cut file of ours (here, sent with
+/// kill) still stops the daemon, as a SIGBUS death would (exit 135).
+#[test]
+fn a_sigbus_outside_weft_mappings_stops_the_daemon_with_status_135() {
+    let dir = temp("sigbus-other");
+    let mut srv = Server::start(&dir, &[]);
+    let _ = Command::new("kill")
+        .arg("-BUS")
+        .arg(srv.child.id().to_string())
+        .status();
+    let status = srv.child.wait().unwrap();
+    assert_eq!(status.code(), Some(135), "{status:?}");
 }

@@ -1225,7 +1225,7 @@ impl DataNames {
 
 /// A read-only map of a model file.
 struct MappedModel {
-    bytes: memmap2::Mmap,
+    bytes: crate::sys::Mapped,
 }
 
 impl MappedModel {

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 
-use memmap2::Mmap;
+use crate::sys::Mapped;
 use serde::{Deserialize, Serialize};
 
 use super::{DocId, Filter, VectorIndex};
@@ -139,7 +139,7 @@ struct Part {
     crcs: Vec<u32>,
     /// Per chunk: 0 unchecked, 1 good, 2 bad.
     state: Vec<AtomicU8>,
-    map: Mmap,
+    map: Mapped,
 }
 
 impl Part {
@@ -958,6 +958,15 @@ impl HnswIndex {
         let index = Self::with_graph(params, graph, entry);
         index.draws.store(n as u64, Ordering::Relaxed);
         Ok(index)
+    }
+
+    /// The first vector part found cut short under its mapping.
+    pub fn truncated(&self) -> Option<PathBuf> {
+        let g = self.read();
+        g.parts
+            .iter()
+            .find(|p| p.map.truncated())
+            .map(|p| p.path.clone())
     }
 
     /// Checks every vector chunk (what a search would check lazily) and

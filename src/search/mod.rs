@@ -336,6 +336,19 @@ pub fn search(
     options: &SearchOptions,
     scratch: &mut SearchScratch,
 ) -> Result<Vec<Hit>> {
+    let hits = search_unchecked(snapshot, query, options, scratch);
+    // A file cut short under its mapping reads as zeros (see
+    // `crate::handle_sigbus`): nothing computed from them is returned.
+    snapshot.check_mapped()?;
+    hits
+}
+
+fn search_unchecked(
+    snapshot: &Snapshot,
+    query: &Query,
+    options: &SearchOptions,
+    scratch: &mut SearchScratch,
+) -> Result<Vec<Hit>> {
     let dim = snapshot.config().dim;
     if query.embedding.len() != dim {
         return Err(Error::WrongDimension {

@@ -321,6 +321,28 @@ impl Snapshot {
         Ok(None)
     }
 
+    /// Fails, naming the file, when a file of this snapshot was cut short
+    /// by another program while mapped: reads past its new end saw zeros
+    /// (with [`crate::handle_sigbus`] installed; without it the process
+    /// would have stopped).
+    pub fn check_mapped(&self) -> Result<()> {
+        let cut = self
+            .segments
+            .iter()
+            .find_map(|s| s.truncated())
+            .or_else(|| self.index.truncated());
+        match cut {
+            Some(path) => Err(Error::Corrupted {
+                path,
+                reason: "truncated or replaced by another program while open (reads past its \
+                         new end saw zeros); reopen the collection, then run `weft collections \
+                         verify`"
+                    .into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The ANN index over global embeddings (filtered to this snapshot by [`Snapshot::ann`]).
     pub fn index(&self) -> &HnswIndex {
         &self.index
@@ -1029,7 +1051,9 @@ impl Collection {
                 Ok(())
             };
             for (new_doc, doc) in live.iter().enumerate() {
-                let item = snap.stored(*doc)?;
+                let item = snap
+                    .stored(*doc)
+                    .map_err(|e| snap.check_mapped().err().unwrap_or(e))?;
                 out.push(&item)?;
                 batch.push((item.embedding, new_doc as DocId));
                 if batch.len() == BATCH {
@@ -1052,6 +1076,8 @@ impl Collection {
                 self.config.token_dtype,
             )?));
         }
+        // Never publish a segment built from zeros read off a cut file.
+        snap.check_mapped()?;
         let index = Arc::new(index);
         manifest.deletes = None;
         manifest.payloads = None;
@@ -1090,10 +1116,14 @@ impl Collection {
             });
         }
         let snap = self.snapshot();
-        for s in &snap.segments {
-            s.verify_all()?;
-        }
-        snap.index.verify()
+        let checked = snap
+            .segments
+            .iter()
+            .try_for_each(|s| s.verify_all())
+            .and_then(|()| snap.index.verify());
+        // A file cut under its mapping explains whatever else failed.
+        snap.check_mapped()?;
+        checked
     }
 
     /// A summary.

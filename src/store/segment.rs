@@ -16,8 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::sys::Mapped;
 use bytemuck::{Pod, Zeroable};
-use memmap2::Mmap;
 
 use super::format::{self, corrupt, Dec, Enc};
 use super::tokens::TokenDtype;
@@ -271,7 +271,7 @@ pub struct Segment {
     len: usize,
     dim: usize,
     dtype: TokenDtype,
-    maps: Vec<Mmap>,
+    maps: Vec<Mapped>,
     /// One bit per item: its token block passed the crc check.
     tok_ok: Vec<AtomicU64>,
 }
@@ -344,6 +344,14 @@ impl Segment {
     fn body(&self, which: usize) -> &[u8] {
         let m = &self.maps[which];
         &m[format::HEADER_LEN..m.len() - format::FOOTER_LEN]
+    }
+
+    /// The first of this segment's files found cut short under its mapping.
+    pub fn truncated(&self) -> Option<PathBuf> {
+        EXTS.iter()
+            .zip(&self.maps)
+            .find(|(_, m)| m.truncated())
+            .map(|((ext, _), _)| self.path(ext))
     }
 
     fn path(&self, ext: &str) -> PathBuf {

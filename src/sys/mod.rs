@@ -8,6 +8,7 @@
 pub(crate) mod simd;
 
 use std::ffi::{c_char, c_int, CStr};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// The execution providers compiled into the loaded ONNX Runtime library,
 /// as ONNX Runtime names them (`CPUExecutionProvider`, `CUDAExecutionProvider`, ...).
@@ -67,26 +68,168 @@ pub(crate) fn ort_version(library: &std::path::Path) -> Option<String> {
     Some(version.to_string_lossy().into_owned())
 }
 
-/// Maps a whole file read-only.
-///
-/// Only used for segment files, which weft never modifies after the rename
-/// that publishes them (a compaction writes new files and deletes old ones;
-/// deleting keeps existing mappings valid on Unix).
-pub(crate) fn map_readonly(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: the mapping is read-only and the file is immutable once
-    // published (see above); another program truncating it would be outside
-    // weft's contract, like editing a database file under the database.
-    unsafe { memmap2::Mmap::map(file) }
+/// A read-only mapping of a whole file that outlives the file being
+/// truncated under it: a read past the new end gets zeros instead of a
+/// SIGBUS (once [`handle_sigbus`] is installed), and [`Mapped::truncated`]
+/// says so, so that the read that saw them fails instead of using them.
+pub(crate) struct Mapped {
+    map: memmap2::Mmap,
+    slot: Option<usize>,
 }
 
-/// Makes a SIGBUS, which is how a mapped collection file that another
-/// program truncated shows up, stop the process with a message saying so
-/// (exit status 135, as a SIGBUS death) instead of a bare "Bus error".
-/// The handler only writes a fixed message and exits (async-signal-safe).
-pub fn explain_sigbus() {
-    extern "C" fn on_sigbus(_: libc::c_int) {
-        const MSG: &[u8] = b"weft: SIGBUS: a memory-mapped collection file was truncated or \
-replaced while open (another program changed the collection's files); \
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped")
+            .field("len", &self.map.len())
+            .field("truncated", &self.truncated())
+            .finish()
+    }
+}
+
+impl Mapped {
+    /// True once a read found the file cut short under this mapping.
+    pub(crate) fn truncated(&self) -> bool {
+        self.slot
+            .is_some_and(|i| MAPS[i].truncated.load(Ordering::Acquire))
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = memmap2::Mmap;
+    fn deref(&self) -> &memmap2::Mmap {
+        &self.map
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // Out of the registry before `map` unmaps (fields drop after this).
+        if let Some(i) = self.slot {
+            MAPS[i].state.store(FREE, Ordering::Release);
+        }
+    }
+}
+
+/// Maps a whole file read-only.
+///
+/// Only used for files weft never modifies after the rename that publishes
+/// them (a compaction writes new files and deletes old ones; deleting keeps
+/// existing mappings valid on Unix).
+pub(crate) fn map_readonly(file: &std::fs::File) -> std::io::Result<Mapped> {
+    // SAFETY: the mapping is read-only and the file is immutable once
+    // published (see above). Another program truncating it is outside
+    // weft's contract; `handle_sigbus` turns the reads that would fault
+    // into zeros and `Mapped::truncated` reports them.
+    let map = unsafe { memmap2::Mmap::map(file) }?;
+    let slot = register(map.as_ptr() as usize, map.len());
+    Ok(Mapped { map, slot })
+}
+
+/// Mappings the SIGBUS handler may repair: a fixed table of atomics, so
+/// that the handler reads it without locks or allocation.
+struct MapSlot {
+    state: AtomicU8,
+    start: AtomicUsize,
+    len: AtomicUsize,
+    truncated: AtomicBool,
+}
+
+const FREE: u8 = 0;
+const CLAIMED: u8 = 1;
+const LIVE: u8 = 2;
+/// Mappings tracked at once; past this, a mapping is not repaired (a
+/// truncation under it stops the process with the message).
+const MAP_SLOTS: usize = 4096;
+
+#[allow(clippy::declare_interior_mutable_const)] // only initialises MAPS
+const EMPTY_SLOT: MapSlot = MapSlot {
+    state: AtomicU8::new(FREE),
+    start: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    truncated: AtomicBool::new(false),
+};
+static MAPS: [MapSlot; MAP_SLOTS] = [EMPTY_SLOT; MAP_SLOTS];
+/// The page size, read once outside the handler (sysconf is not async-signal-safe).
+static PAGE: AtomicUsize = AtomicUsize::new(0);
+
+fn register(start: usize, len: usize) -> Option<usize> {
+    if len == 0 {
+        return None;
+    }
+    if PAGE.load(Ordering::Relaxed) == 0 {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        PAGE.store(usize::try_from(page).unwrap_or(4096), Ordering::Relaxed);
+    }
+    for (i, s) in MAPS.iter().enumerate() {
+        if s.state
+            .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            s.start.store(start, Ordering::Relaxed);
+            s.len.store(len, Ordering::Relaxed);
+            s.truncated.store(false, Ordering::Relaxed);
+            s.state.store(LIVE, Ordering::Release);
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Installs weft's SIGBUS handler. A SIGBUS is how a read shows up when
+/// another program truncated a file weft has mapped (a collection's
+/// segment or index file). When the faulting address lies in one of weft's
+/// mappings, the handler maps zero pages over the rest of that mapping and
+/// marks it truncated; the read resumes, sees zeros, and the operation that
+/// made it fails with [`crate::Error::Corrupted`] naming the file (search,
+/// verify and compaction check). The process keeps running. Any other
+/// SIGBUS stops the process with a message (exit status 135, as a SIGBUS
+/// death) instead of a bare "Bus error".
+///
+/// Installing a signal handler is the application's choice, so the library
+/// never does it by itself: the `weft` binary does, and an embedding app may.
+pub fn handle_sigbus() {
+    extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO
+        // handler; for SIGBUS, si_addr is the faulting address.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        let page = PAGE.load(Ordering::Relaxed);
+        if page != 0 {
+            for s in MAPS.iter() {
+                if s.state.load(Ordering::Acquire) != LIVE {
+                    continue;
+                }
+                let start = s.start.load(Ordering::Relaxed);
+                let len = s.len.load(Ordering::Relaxed);
+                if addr < start || addr >= start + len {
+                    continue;
+                }
+                let from = addr & !(page - 1);
+                let end = (start + len + page - 1) & !(page - 1);
+                // SAFETY: [from, end) lies inside a live read-only mapping
+                // of ours (its pages past the file's new end are what
+                // faulted); MAP_FIXED replaces them with zero pages of the
+                // same protection, so every reference into the mapping stays
+                // valid. mmap is a plain system call on Linux, safe to make
+                // from a signal handler.
+                let p = unsafe {
+                    libc::mmap(
+                        from as *mut libc::c_void,
+                        end - from,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                        -1,
+                        0,
+                    )
+                };
+                if p != libc::MAP_FAILED {
+                    s.truncated.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        const MSG: &[u8] = b"weft: SIGBUS: a memory-mapped file was truncated or \
+replaced while open (another program changed a collection's files); \
 stopping. Nothing committed is lost: reopen, and check with `weft collections verify`.\n";
         // SAFETY: write(2) and _exit(2) are async-signal-safe; MSG is a
         // static byte string whose pointer and length are valid.
@@ -96,11 +239,12 @@ stopping. Nothing committed is lost: reopen, and check with `weft collections ve
         }
     }
     // SAFETY: a zeroed sigaction is a valid value to fill in; the handler
-    // has the `extern "C" fn(c_int)` signature sigaction expects without
-    // SA_SIGINFO, and it stays valid for the life of the process.
+    // has the three-argument signature SA_SIGINFO calls for, and it stays
+    // valid for the life of the process.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_sigbus as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
     }

@@ -366,7 +366,6 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&config.collections_dir)?;
     set_redactions(&config);
-    weft::explain_sigbus();
     let runtime = Runtime::load(&config.runtime)?;
     let state = Arc::new(State {
         runtime,
