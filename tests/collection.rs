@@ -793,10 +793,11 @@ fn a_file_cut_under_its_mapping_fails_search_verify_and_compaction_naming_it() {
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let n = p.file_name().unwrap().to_string_lossy().into_owned();
-            n.starts_with("seg-") && (n.ends_with(".vec") || n.ends_with(".tok"))
+            n.starts_with("seg-")
+                && (n.ends_with(".vec") || n.ends_with(".tok") || n.ends_with(".ids"))
         })
         .collect();
-    assert_eq!(cut.len(), 2, "{cut:?}");
+    assert_eq!(cut.len(), 3, "{cut:?}");
     for p in &cut {
         std::fs::OpenOptions::new()
             .write(true)
@@ -812,7 +813,7 @@ fn a_file_cut_under_its_mapping_fails_search_verify_and_compaction_naming_it() {
                 && cut
                     .iter()
                     .any(|p| msg.contains(p.file_name().unwrap().to_str().unwrap()))
-                && msg.contains("truncated"),
+                && msg.contains("while open"),
             "{msg}"
         );
     };
@@ -820,4 +821,23 @@ fn a_file_cut_under_its_mapping_fails_search_verify_and_compaction_naming_it() {
     named(search(&c).unwrap_err());
     named(c.verify().unwrap_err());
     named(c.compact().unwrap_err());
+    // Ids looked up in the zeroed id table are an error, not "absent": no
+    // duplicate is added, nothing reaches the log.
+    named(c.snapshot().doc_of("item-3").unwrap_err());
+    assert!(c.add(item(3)).is_err());
+    let wal_before: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("wal-"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    c.upsert(item(4)).unwrap();
+    named(c.commit().unwrap_err());
+    let wal_after: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("wal-"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(wal_before, wal_after, "a record reached the log");
 }

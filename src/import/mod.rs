@@ -512,6 +512,9 @@ pub fn import(
         towers.push((modality, spec, io.feeds.clone(), branch.map(|b| b.rows)));
         drop(ix);
         drop(model);
+        // What was written came from this mapping: a source cut short
+        // meanwhile gave zeros, and the import must not publish them.
+        mapped.check(file)?;
         drop(mapped);
     }
     for (m, _, _, _) in &towers {
@@ -1231,8 +1234,22 @@ struct MappedModel {
 impl MappedModel {
     fn open(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let bytes = crate::sys::map_readonly(&file).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::sys::map_readonly(&file, path).map_err(|e| Error::io(path, e))?;
         Ok(MappedModel { bytes })
+    }
+
+    /// Fails when the file was cut short while mapped (its reads past the
+    /// new end saw zeros).
+    fn check(&self, path: &Path) -> Result<()> {
+        if self.bytes.truncated(true) {
+            return Err(Error::Corrupted {
+                path: path.to_path_buf(),
+                reason: "the model file was truncated or replaced while it was being imported; \
+                         import again once it is complete"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 }
 

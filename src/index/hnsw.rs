@@ -960,12 +960,13 @@ impl HnswIndex {
         Ok(index)
     }
 
-    /// The first vector part found cut short under its mapping.
-    pub fn truncated(&self) -> Option<PathBuf> {
+    /// The first vector part found cut short under its mapping (`stat`:
+    /// also by its size, a system call per part).
+    pub fn truncated(&self, stat: bool) -> Option<PathBuf> {
         let g = self.read();
         g.parts
             .iter()
-            .find(|p| p.map.truncated())
+            .find(|p| p.map.truncated(stat))
             .map(|p| p.path.clone())
     }
 
@@ -995,7 +996,7 @@ fn open_part(
 ) -> Result<Part> {
     let path = dir.join(&name);
     let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-    let map = crate::sys::map_readonly(&file).map_err(|e| Error::io(&path, e))?;
+    let map = crate::sys::map_readonly(&file, &path).map_err(|e| Error::io(&path, e))?;
     let body = format::open_framed(&map, PART_KIND, &path, false)?;
     if body.len() != len * dim * 4 {
         return Err(corrupt(

@@ -297,7 +297,7 @@ impl Snapshot {
     pub fn meta(&self, doc: DocId) -> Result<ItemMeta> {
         let mut meta = match self.locate(doc)? {
             Loc::Mem(i) => i.meta.clone(),
-            Loc::Seg(s, l) => s.meta(l)?,
+            Loc::Seg(s, l) => self.explained(s.meta(l))?,
         };
         if let Some(p) = self.payloads.get(&doc) {
             meta.payload = p.to_string();
@@ -311,26 +311,45 @@ impl Snapshot {
             return Ok(self.is_live(*doc).then_some(*doc));
         }
         for s in self.segments.iter().rev() {
-            if let Some(local) = s.find(id)? {
+            if let Some(local) = self.explained(s.find(id))? {
                 let doc = s.first_doc() + local as u64;
                 if self.is_live(doc) {
                     return Ok(Some(doc));
                 }
             }
         }
+        // Not found: unless the id table read as zeros off a cut file.
+        self.check_mapped()?;
         Ok(None)
+    }
+
+    /// `r`, or the cut file that explains its error.
+    fn explained<T>(&self, r: Result<T>) -> Result<T> {
+        r.map_err(|e| self.check_mapped().err().unwrap_or(e))
     }
 
     /// Fails, naming the file, when a file of this snapshot was cut short
     /// by another program while mapped: reads past its new end saw zeros
     /// (with [`crate::handle_sigbus`] installed; without it the process
     /// would have stopped).
+    /// Cheap (atomic loads): run after every search.
     pub fn check_mapped(&self) -> Result<()> {
+        self.check_cut(false)
+    }
+
+    /// [`Snapshot::check_mapped`], and also compares each mapped file's
+    /// size with its mapping (a cut inside a file's last page reads zeros
+    /// without a fault): a system call per file, run before writes.
+    pub fn check_file_sizes(&self) -> Result<()> {
+        self.check_cut(true)
+    }
+
+    fn check_cut(&self, stat: bool) -> Result<()> {
         let cut = self
             .segments
             .iter()
-            .find_map(|s| s.truncated())
-            .or_else(|| self.index.truncated());
+            .find_map(|s| s.truncated(stat))
+            .or_else(|| self.index.truncated(stat));
         match cut {
             Some(path) => Err(Error::Corrupted {
                 path,
@@ -392,7 +411,7 @@ impl Snapshot {
     }
 
     fn stored(&self, doc: DocId) -> Result<StoredItem> {
-        let mut item = self.stored_as_written(doc)?;
+        let mut item = self.explained(self.stored_as_written(doc))?;
         if let Some(p) = self.payloads.get(&doc) {
             item.meta.payload = p.to_string();
         }
@@ -953,6 +972,9 @@ impl Collection {
                 }
             }
         }
+        // Ids resolved above off a file cut under its mapping (zeros) must
+        // not become log records.
+        snap.check_file_sizes()?;
         w.wal.commit(&ops, next)?;
         let mut fresh = (*snap).clone();
         fresh.apply(&ops, next)?;
@@ -974,6 +996,7 @@ impl Collection {
 
     fn checkpoint_locked(&self, w: &mut WriterState) -> Result<()> {
         let snap = self.snapshot();
+        snap.check_file_sizes()?;
         let mut manifest = w.manifest.clone();
         manifest.generation += 1;
         let gen = manifest.generation;
@@ -1051,9 +1074,7 @@ impl Collection {
                 Ok(())
             };
             for (new_doc, doc) in live.iter().enumerate() {
-                let item = snap
-                    .stored(*doc)
-                    .map_err(|e| snap.check_mapped().err().unwrap_or(e))?;
+                let item = snap.stored(*doc)?;
                 out.push(&item)?;
                 batch.push((item.embedding, new_doc as DocId));
                 if batch.len() == BATCH {
@@ -1077,7 +1098,7 @@ impl Collection {
             )?));
         }
         // Never publish a segment built from zeros read off a cut file.
-        snap.check_mapped()?;
+        snap.check_file_sizes()?;
         let index = Arc::new(index);
         manifest.deletes = None;
         manifest.payloads = None;
@@ -1122,7 +1143,7 @@ impl Collection {
             .try_for_each(|s| s.verify_all())
             .and_then(|()| snap.index.verify());
         // A file cut under its mapping explains whatever else failed.
-        snap.check_mapped()?;
+        snap.check_file_sizes()?;
         checked
     }
 

@@ -145,7 +145,7 @@ pub fn prefetch(path: &Path, what: Prefetch) {
         use memmap2::Advice;
         const PAGE: usize = 4096;
         let Ok(file) = File::open(path) else { return };
-        let Ok(map) = crate::sys::map_readonly(&file) else {
+        let Ok(map) = crate::sys::map_readonly(&file, path) else {
             return;
         };
         let len = map.len();

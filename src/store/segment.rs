@@ -290,7 +290,7 @@ impl Segment {
         for (ext, kind) in EXTS {
             let path = dir.join(format!("{name}.{ext}"));
             let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-            let map = crate::sys::map_readonly(&file).map_err(|e| Error::io(&path, e))?;
+            let map = crate::sys::map_readonly(&file, &path).map_err(|e| Error::io(&path, e))?;
             let body = format::open_framed(&map, kind, &path, verified_whole(ext))?;
             let expected = match ext {
                 "idx" => Some(len * std::mem::size_of::<IdxEntry>()),
@@ -346,11 +346,12 @@ impl Segment {
         &m[format::HEADER_LEN..m.len() - format::FOOTER_LEN]
     }
 
-    /// The first of this segment's files found cut short under its mapping.
-    pub fn truncated(&self) -> Option<PathBuf> {
+    /// The first of this segment's files found cut short under its mapping
+    /// (`stat`: also by its size, a system call per file).
+    pub fn truncated(&self, stat: bool) -> Option<PathBuf> {
         EXTS.iter()
             .zip(&self.maps)
-            .find(|(_, m)| m.truncated())
+            .find(|(_, m)| m.truncated(stat))
             .map(|((ext, _), _)| self.path(ext))
     }
 

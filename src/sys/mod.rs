@@ -74,6 +74,9 @@ pub(crate) fn ort_version(library: &std::path::Path) -> Option<String> {
 /// says so, so that the read that saw them fails instead of using them.
 pub(crate) struct Mapped {
     map: memmap2::Mmap,
+    /// The file's path, to compare its size with the mapping's (no
+    /// descriptor is kept: a collection maps many files).
+    path: std::path::PathBuf,
     slot: Option<usize>,
 }
 
@@ -81,16 +84,21 @@ impl std::fmt::Debug for Mapped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapped")
             .field("len", &self.map.len())
-            .field("truncated", &self.truncated())
+            .field("truncated", &self.truncated(false))
             .finish()
     }
 }
 
 impl Mapped {
-    /// True once a read found the file cut short under this mapping.
-    pub(crate) fn truncated(&self) -> bool {
+    /// True once a read past the file's new end faulted (and got zeros).
+    /// With `stat`, also when the file's size is below the mapping's (a
+    /// cut inside the last page reads zeros without a fault); that costs a
+    /// system call.
+    pub(crate) fn truncated(&self, stat: bool) -> bool {
         self.slot
-            .is_some_and(|i| MAPS[i].truncated.load(Ordering::Acquire))
+            .is_some_and(|i| MAPS[i].truncated.load(Ordering::SeqCst))
+            || (stat
+                && std::fs::metadata(&self.path).is_ok_and(|m| m.len() < self.map.len() as u64))
     }
 }
 
@@ -103,9 +111,12 @@ impl std::ops::Deref for Mapped {
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        // Out of the registry before `map` unmaps (fields drop after this).
+        // Out of the registry, and no handler inside this slot, before
+        // `map` unmaps (fields drop after this body).
         if let Some(i) = self.slot {
-            MAPS[i].state.store(FREE, Ordering::Release);
+            let s = &MAPS[i];
+            s.state.store(FREE, Ordering::SeqCst);
+            wait_for_handlers(s);
         }
     }
 }
@@ -115,20 +126,34 @@ impl Drop for Mapped {
 /// Only used for files weft never modifies after the rename that publishes
 /// them (a compaction writes new files and deletes old ones; deleting keeps
 /// existing mappings valid on Unix).
-pub(crate) fn map_readonly(file: &std::fs::File) -> std::io::Result<Mapped> {
+pub(crate) fn map_readonly(
+    file: &std::fs::File,
+    path: &std::path::Path,
+) -> std::io::Result<Mapped> {
     // SAFETY: the mapping is read-only and the file is immutable once
     // published (see above). Another program truncating it is outside
     // weft's contract; `handle_sigbus` turns the reads that would fault
     // into zeros and `Mapped::truncated` reports them.
     let map = unsafe { memmap2::Mmap::map(file) }?;
     let slot = register(map.as_ptr() as usize, map.len());
-    Ok(Mapped { map, slot })
+    Ok(Mapped {
+        map,
+        path: path.to_path_buf(),
+        slot,
+    })
 }
 
 /// Mappings the SIGBUS handler may repair: a fixed table of atomics, so
 /// that the handler reads it without locks or allocation.
+///
+/// A handler counts itself in `handlers` before it looks at a slot, and
+/// neither [`register`] (rewriting `start`/`len`) nor `Drop` (unmapping)
+/// goes on while a handler is in the slot: so a handler that saw the slot
+/// live reads one mapping's range, and that range stays mapped until its
+/// `mmap` is done.
 struct MapSlot {
     state: AtomicU8,
+    handlers: AtomicUsize,
     start: AtomicUsize,
     len: AtomicUsize,
     truncated: AtomicBool,
@@ -144,6 +169,7 @@ const MAP_SLOTS: usize = 4096;
 #[allow(clippy::declare_interior_mutable_const)] // only initialises MAPS
 const EMPTY_SLOT: MapSlot = MapSlot {
     state: AtomicU8::new(FREE),
+    handlers: AtomicUsize::new(0),
     start: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     truncated: AtomicBool::new(false),
@@ -151,6 +177,14 @@ const EMPTY_SLOT: MapSlot = MapSlot {
 static MAPS: [MapSlot; MAP_SLOTS] = [EMPTY_SLOT; MAP_SLOTS];
 /// The page size, read once outside the handler (sysconf is not async-signal-safe).
 static PAGE: AtomicUsize = AtomicUsize::new(0);
+
+/// Spins while a SIGBUS handler is inside slot `s` (a handler runs for
+/// the time of one `mmap` call).
+fn wait_for_handlers(s: &MapSlot) {
+    while s.handlers.load(Ordering::SeqCst) != 0 {
+        std::hint::spin_loop();
+    }
+}
 
 fn register(start: usize, len: usize) -> Option<usize> {
     if len == 0 {
@@ -163,17 +197,69 @@ fn register(start: usize, len: usize) -> Option<usize> {
     }
     for (i, s) in MAPS.iter().enumerate() {
         if s.state
-            .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(FREE, CLAIMED, Ordering::SeqCst, Ordering::Relaxed)
             .is_ok()
         {
-            s.start.store(start, Ordering::Relaxed);
-            s.len.store(len, Ordering::Relaxed);
-            s.truncated.store(false, Ordering::Relaxed);
-            s.state.store(LIVE, Ordering::Release);
+            wait_for_handlers(s);
+            s.start.store(start, Ordering::SeqCst);
+            s.len.store(len, Ordering::SeqCst);
+            s.truncated.store(false, Ordering::SeqCst);
+            s.state.store(LIVE, Ordering::SeqCst);
             return Some(i);
         }
     }
     None
+}
+
+/// In the SIGBUS handler: when `addr` lies in a live mapping of ours, maps
+/// zero pages over the rest of it, marks it truncated and returns true.
+fn repair_fault(addr: usize) -> bool {
+    let page = PAGE.load(Ordering::Relaxed);
+    if page == 0 {
+        return false;
+    }
+    for s in MAPS.iter() {
+        if s.state.load(Ordering::SeqCst) != LIVE {
+            continue;
+        }
+        s.handlers.fetch_add(1, Ordering::SeqCst);
+        // Counted in: the range read below cannot change or be unmapped
+        // until we leave, if the slot is (still) live now.
+        let repaired = s.state.load(Ordering::SeqCst) == LIVE && {
+            let start = s.start.load(Ordering::SeqCst);
+            let len = s.len.load(Ordering::SeqCst);
+            addr >= start && addr < start + len && {
+                let from = addr & !(page - 1);
+                let end = (start + len + page - 1) & !(page - 1);
+                // SAFETY: [from, end) lies inside a live read-only mapping
+                // of ours, which cannot be unmapped while we are counted in
+                // its slot (its pages past the file's new end are what
+                // faulted); MAP_FIXED replaces them with zero pages of the
+                // same protection, so every reference into the mapping
+                // stays valid. mmap is a plain system call on Linux, safe
+                // to make from a signal handler.
+                let p = unsafe {
+                    libc::mmap(
+                        from as *mut libc::c_void,
+                        end - from,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                        -1,
+                        0,
+                    )
+                };
+                p != libc::MAP_FAILED
+            }
+        };
+        if repaired {
+            s.truncated.store(true, Ordering::SeqCst);
+        }
+        s.handlers.fetch_sub(1, Ordering::SeqCst);
+        if repaired {
+            return true;
+        }
+    }
+    false
 }
 
 /// Installs weft's SIGBUS handler. A SIGBUS is how a read shows up when
@@ -191,42 +277,11 @@ fn register(start: usize, len: usize) -> Option<usize> {
 pub fn handle_sigbus() {
     extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO
-        // handler; for SIGBUS, si_addr is the faulting address.
-        let addr = unsafe { (*info).si_addr() } as usize;
-        let page = PAGE.load(Ordering::Relaxed);
-        if page != 0 {
-            for s in MAPS.iter() {
-                if s.state.load(Ordering::Acquire) != LIVE {
-                    continue;
-                }
-                let start = s.start.load(Ordering::Relaxed);
-                let len = s.len.load(Ordering::Relaxed);
-                if addr < start || addr >= start + len {
-                    continue;
-                }
-                let from = addr & !(page - 1);
-                let end = (start + len + page - 1) & !(page - 1);
-                // SAFETY: [from, end) lies inside a live read-only mapping
-                // of ours (its pages past the file's new end are what
-                // faulted); MAP_FIXED replaces them with zero pages of the
-                // same protection, so every reference into the mapping stays
-                // valid. mmap is a plain system call on Linux, safe to make
-                // from a signal handler.
-                let p = unsafe {
-                    libc::mmap(
-                        from as *mut libc::c_void,
-                        end - from,
-                        libc::PROT_READ,
-                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
-                        -1,
-                        0,
-                    )
-                };
-                if p != libc::MAP_FAILED {
-                    s.truncated.store(true, Ordering::Release);
-                    return;
-                }
-            }
+        // handler. Only a fault raised by the kernel (si_code > 0, e.g.
+        // BUS_ADRERR) carries an address; a SIGBUS sent with kill does not.
+        let fault = unsafe { ((*info).si_code > 0).then(|| (*info).si_addr() as usize) };
+        if fault.is_some_and(repair_fault) {
+            return;
         }
         const MSG: &[u8] = b"weft: SIGBUS: a memory-mapped file was truncated or \
 replaced while open (another program changed a collection's files); \

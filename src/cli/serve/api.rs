@@ -973,7 +973,7 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
         );
         state
             .classifiers
-            .get_or_open(bundle.hash(), || {
+            .get_or_open(bundle.hash(), move || {
                 blocking(move || {
                     let enc = weft::encoder::BundleEncoders::new(runtime, b, encoder)?;
                     Ok(Arc::new(tokio::sync::Mutex::new(Classifier::with_cache(

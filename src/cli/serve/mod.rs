@@ -228,11 +228,14 @@ impl State {
 
     /// The open collection `name`, opening it on first use (off the async
     /// threads; see [`OnceMap`]).
-    pub async fn collection(&self, name: &str) -> Result<Arc<Open>, ApiError> {
+    pub async fn collection(self: &Arc<Self>, name: &str) -> Result<Arc<Open>, ApiError> {
         Self::collection_name(name)?;
+        let state = Arc::clone(self);
+        let owned = name.to_string();
         self.collections
-            .get_or_open(name, || async {
-                let path = self.config.collections_dir.join(name);
+            .get_or_open(name, move || async move {
+                let name = owned;
+                let path = state.config.collections_dir.join(&name);
                 let missing = format!("collection `{name}` does not exist");
                 let collection = blocking(move || {
                     if !path.join("MANIFEST").exists() {
@@ -241,7 +244,7 @@ impl State {
                     Ok(Collection::open_writer(&path)?)
                 })
                 .await?;
-                let bundle = self.bundle(&collection.config().bundle_name).await?;
+                let bundle = state.bundle(&collection.config().bundle_name).await?;
                 collection.check_bundle(&bundle)?;
                 Ok(Arc::new(Open::new(collection, bundle)))
             })
@@ -290,7 +293,7 @@ impl State {
         })?;
         let owned = name.to_string();
         self.bundles
-            .get_or_open(name, || {
+            .get_or_open(name, move || {
                 blocking(move || {
                     Bundle::open(&dir).map_err(|e| {
                         // The reason may quote the operator's files: it goes to the log.
@@ -316,7 +319,7 @@ impl State {
         let (max_batch, max_wait) = (self.config.max_batch, self.config.max_wait);
         let stats = Arc::clone(&self.metrics.batch);
         self.batchers
-            .get_or_open(bundle.hash(), || {
+            .get_or_open(bundle.hash(), move || {
                 blocking(move || {
                     let make = || {
                         weft::encoder::BundleEncoders::new(
