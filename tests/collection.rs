@@ -825,19 +825,17 @@ fn a_file_cut_under_its_mapping_fails_search_verify_and_compaction_naming_it() {
     // duplicate is added, nothing reaches the log.
     named(c.snapshot().doc_of("item-3").unwrap_err());
     assert!(c.add(item(3)).is_err());
-    let wal_before: u64 = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains("wal-"))
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
+    let wal_bytes = || -> u64 {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("wal-"))
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .sum()
+    };
+    let wal_before = wal_bytes();
     c.upsert(item(4)).unwrap();
     named(c.commit().unwrap_err());
-    let wal_after: u64 = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains("wal-"))
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
+    let wal_after = wal_bytes();
     assert_eq!(wal_before, wal_after, "a record reached the log");
 }
