@@ -4,7 +4,9 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default: 60 s, every target
 #
-# Targets: smiles, filter, wal, bundle_toml, image. Seeds come from the
+# Targets: smiles, filter, wal, bundle_toml, image (libFuzzer), and http:
+# mutated request bodies against a running daemon (tests/http_fuzz.rs, on
+# stable, for SECONDS; it prints the answers by status). Seeds come from the
 # repository (tests/data, tests/bundles, tests/golden); corpora and crash
 # artifacts stay under .weft/fuzz/. cargo-fuzz is installed into
 # .weft/cargo/ on first use (from the crates.io registry). Not part of the
@@ -17,14 +19,16 @@ secs="${1:-60}"
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || { echo "scripts/fuzz.sh: SECONDS must be a positive integer" >&2; exit 2; }
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(smiles filter wal bundle_toml image)
+[[ ${#targets[@]} -gt 0 ]] || targets=(smiles filter wal bundle_toml image http)
 
 export PATH="$root/.weft/cargo/bin:$PATH"
-if ! cargo fuzz --version >/dev/null 2>&1; then
+needs_nightly=0
+for t in "${targets[@]}"; do [[ "$t" == http ]] || needs_nightly=1; done
+if [[ $needs_nightly -eq 1 ]] && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "fuzz: installing cargo-fuzz into .weft/cargo"
   cargo install cargo-fuzz --locked --root .weft/cargo
 fi
-rustup toolchain list | grep -q '^nightly' || { echo "scripts/fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 2; }
+[[ $needs_nightly -eq 0 ]] || rustup toolchain list | grep -q '^nightly' || { echo "scripts/fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 2; }
 
 work=.weft/fuzz
 mkdir -p "$work"
@@ -47,6 +51,18 @@ printf '%-12s %12s %8s %s\n' target cases crashes log
 status=0
 for t in "${targets[@]}"; do
   log="$work/$t.log"
+  if [[ "$t" == http ]]; then
+    mkdir -p "$work"
+    set +e
+    WEFT_FUZZ_SECS="$secs" cargo test --locked --test http_fuzz -- --nocapture >"$log" 2>&1
+    rc=$?
+    set -e
+    cases=$(grep -Eo '^[0-9]+ mutated request bodies' "$log" | grep -Eo '^[0-9]+' | tail -1)
+    crashes=$([[ $rc -eq 0 ]] && echo 0 || echo 1)
+    printf '%-12s %12s %8s %s\n' "$t" "${cases:-?}" "$crashes" "$log"
+    [[ $rc -eq 0 ]] || status=1
+    continue
+  fi
   mkdir -p "$work/artifacts/$t"
   set +e
   (cd fuzz && cargo +nightly fuzz run "$t" "../$work/corpus/$t" -- \

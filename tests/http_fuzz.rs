@@ -4,7 +4,8 @@
 //! unknown field added) and byte by byte (flips, cuts, splices). Passes when
 //! no request gets a 5xx or kills the connection, every error is JSON with
 //! a code, and the daemon still answers correctly at the end.
-//! `WEFT_FUZZ_CASES_SCALE` scales the number of cases.
+//! `WEFT_FUZZ_CASES_SCALE` scales the number of cases; `WEFT_FUZZ_SECS`
+//! runs for that many seconds instead (`scripts/fuzz.sh SECS http`).
 
 use serde_json::{json, Value};
 
@@ -141,9 +142,19 @@ fn mutated_request_bodies_get_4xx_json_never_a_5xx_or_a_crash() {
     }
     let seeds = seeds();
     let mut rng = Rng(0x5eed_f00d_0bad_cafe);
+    let secs: Option<u64> = std::env::var("WEFT_FUZZ_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let start = std::time::Instant::now();
     let n = cases(3000);
+    let more = |case: usize| match secs {
+        Some(s) => start.elapsed().as_secs() < s,
+        None => case < n,
+    };
     let mut by_status: std::collections::BTreeMap<u16, usize> = Default::default();
-    for case in 0..n {
+    let mut case = 0;
+    while more(case) {
+        case += 1;
         let (path, seed) = &seeds[rng.below(seeds.len())];
         let body: Vec<u8> = if rng.below(3) == 0 {
             mutate(&mut rng, seed.to_string().as_bytes())
@@ -172,7 +183,10 @@ fn mutated_request_bodies_get_4xx_json_never_a_5xx_or_a_crash() {
             assert!(srv.alive(), "case {case}: the daemon died");
         }
     }
-    eprintln!("{n} mutated request bodies, by status: {by_status:?}");
+    eprintln!(
+        "{case} mutated request bodies in {:.0} s, by status: {by_status:?}",
+        start.elapsed().as_secs_f64()
+    );
     // Still whole: a valid search answers, and the collection verifies.
     let (s, v) = post(
         &a,
