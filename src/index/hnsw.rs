@@ -967,7 +967,7 @@ impl HnswIndex {
         g.parts
             .iter()
             .find(|p| p.map.truncated(stat))
-            .map(|p| p.path.clone())
+            .map(|p| p.map.path().to_path_buf())
     }
 
     /// Checks every vector chunk (what a search would check lazily) and

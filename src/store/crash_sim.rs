@@ -200,6 +200,19 @@ struct Acked {
     tags: BTreeMap<String, u64>,
 }
 
+impl Acked {
+    /// Every `step`-th item added and not deleted, at most `take` of them.
+    fn live(&self, step: usize, take: usize) -> Vec<String> {
+        self.added
+            .iter()
+            .filter(|id| !self.deleted.contains(*id))
+            .step_by(step)
+            .take(take)
+            .cloned()
+            .collect()
+    }
+}
+
 fn item(id: &str, seed: u64) -> NewItem {
     let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let mut v = |n: usize| -> Vec<f32> {
@@ -243,14 +256,7 @@ fn no_committed_item_is_lost_and_no_uncommitted_one_appears_at_1000_crash_points
         now.added.extend(ids);
         mark(&mut states, &now);
         if round % 3 == 2 {
-            let victims: Vec<String> = now
-                .added
-                .iter()
-                .filter(|id| !now.deleted.contains(*id))
-                .step_by(5)
-                .take(2)
-                .cloned()
-                .collect();
+            let victims = now.live(5, 2);
             for v in &victims {
                 assert!(c.delete(v).unwrap());
             }
@@ -261,14 +267,7 @@ fn no_committed_item_is_lost_and_no_uncommitted_one_appears_at_1000_crash_points
         if round % 3 == 1 {
             // Payload updates in place (what `weft tag` does), twice for
             // some items, so the overlay's newest value must win.
-            let live: Vec<String> = now
-                .added
-                .iter()
-                .filter(|id| !now.deleted.contains(*id))
-                .step_by(4)
-                .take(3)
-                .cloned()
-                .collect();
+            let live = now.live(4, 3);
             for id in &live {
                 let tag = round as u64;
                 assert!(c

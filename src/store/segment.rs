@@ -349,10 +349,10 @@ impl Segment {
     /// The first of this segment's files found cut short under its mapping
     /// (`stat`: also by its size, a system call per file).
     pub fn truncated(&self, stat: bool) -> Option<PathBuf> {
-        EXTS.iter()
-            .zip(&self.maps)
-            .find(|(_, m)| m.truncated(stat))
-            .map(|((ext, _), _)| self.path(ext))
+        self.maps
+            .iter()
+            .find(|m| m.truncated(stat))
+            .map(|m| m.path().to_path_buf())
     }
 
     fn path(&self, ext: &str) -> PathBuf {

@@ -90,6 +90,11 @@ impl std::fmt::Debug for Mapped {
 }
 
 impl Mapped {
+    /// The mapped file.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// True once a read past the file's new end faulted (and got zeros).
     /// With `stat`, also when the file's size is below the mapping's (a
     /// cut inside the last page reads zeros without a fault); that costs a
