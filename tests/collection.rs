@@ -825,17 +825,64 @@ fn a_file_cut_under_its_mapping_fails_search_verify_and_compaction_naming_it() {
     // duplicate is added, nothing reaches the log.
     named(c.snapshot().doc_of("item-3").unwrap_err());
     assert!(c.add(item(3)).is_err());
-    let wal_bytes = || -> u64 {
-        std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.to_string_lossy().contains("wal-"))
-            .map(|p| std::fs::metadata(p).unwrap().len())
-            .sum()
-    };
-    let wal_before = wal_bytes();
+    let wal_before = wal_bytes(&dir);
     c.upsert(item(4)).unwrap();
     named(c.commit().unwrap_err());
-    let wal_after = wal_bytes();
+    let wal_after = wal_bytes(&dir);
     assert_eq!(wal_before, wal_after, "a record reached the log");
+}
+
+/// A cut inside a file's last page reads zeros without a fault: the size
+/// check before writes and in `verify` still names the file, and nothing
+/// reaches the log.
+#[test]
+fn a_file_cut_inside_its_last_page_fails_verify_and_commit_naming_it() {
+    weft::handle_sigbus();
+    let dir = tempdir("cut-last-page");
+    let c = Collection::create(&dir, config()).unwrap();
+    for i in 0..60 {
+        c.add(item(i)).unwrap();
+    }
+    c.commit().unwrap();
+    c.compact().unwrap();
+    let meta = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            n.starts_with("seg-") && n.ends_with(".meta")
+        })
+        .unwrap();
+    let len = std::fs::metadata(&meta).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&meta)
+        .unwrap()
+        .set_len(len - 8)
+        .unwrap();
+    let name = meta.file_name().unwrap().to_str().unwrap().to_string();
+    let named = |e: Error| {
+        let msg = e.to_string();
+        assert!(
+            matches!(e, Error::Corrupted { .. })
+                && msg.contains(&name)
+                && msg.contains("while open"),
+            "{msg}"
+        );
+    };
+    named(c.verify().unwrap_err());
+    let before = wal_bytes(&dir);
+    c.add(item(100)).unwrap();
+    named(c.commit().unwrap_err());
+    assert_eq!(wal_bytes(&dir), before, "a record reached the log");
+}
+
+/// Bytes in a collection's write-ahead logs.
+fn wal_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("wal-"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
 }

@@ -1310,3 +1310,32 @@ impl Drop for TempDir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_file_cut_while_mapped_fails_the_import_naming_it() {
+        let dir = std::env::temp_dir().join(format!("weft-import-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("visual.onnx");
+        std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+        let mapped = MappedModel::open(&path).unwrap();
+        mapped.check(&path).unwrap();
+        // Cut inside the mapping's last page: no fault, only the size tells.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(9_000)
+            .unwrap();
+        let err = mapped.check(&path).unwrap_err();
+        assert!(
+            matches!(err, Error::Corrupted { .. }) && err.to_string().contains("visual.onnx"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
