@@ -233,7 +233,7 @@ fn encode(a: &Args) -> anyhow::Result<()> {
         .filter(|p| weft::ingest::SourceKind::of(p) == Some(weft::ingest::SourceKind::Image))
         .collect();
     files.sort();
-    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))?;
     let session = SessionOptions::default().with_intra_threads(threads);
     let opts = EncoderOptions::default().with_session(session.clone());
     let mut enc = BundleEncoders::new(runtime.clone(), bundle.clone(), opts)?;
@@ -427,7 +427,7 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
     let c = Collection::open(&dir)?;
     let open_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mut enc = BundleEncoders::new(
-        Runtime::load(&RuntimeOptions::default())?,
+        Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))?,
         bundle,
         EncoderOptions::default()
             .with_session(SessionOptions::default().with_intra_threads(threads)),

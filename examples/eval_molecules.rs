@@ -13,7 +13,7 @@ use weft::runtime::{Runtime, RuntimeOptions};
 use weft::search::{
     search, Candidates, Direction, Query, Scorer, SearchOptions, SearchScratch, DEFAULT_EPSILON,
 };
-use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
+use weft::store::{Collection, CollectionConfig, TokenDtype};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -35,7 +35,7 @@ fn main() -> anyhow::Result<()> {
     rows.truncate(limit);
     let n = rows.len();
     let bundle = Bundle::open(root.join(".weft/models/starter-mol"))?;
-    let runtime = Runtime::load(&RuntimeOptions::default())?;
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))?;
     let mut enc = BundleEncoders::new(runtime, bundle.clone(), EncoderOptions::default())?;
     let t0 = std::time::Instant::now();
     let mols = enc.encode(
@@ -66,11 +66,11 @@ fn main() -> anyhow::Result<()> {
         mol_q.push(Query::from_encoded(m.clone()).with_smiles(smiles));
         text_q.push(Query::from_encoded(t.clone()));
         mol_coll.add(
-            NewItem::from_encoded(&id, Modality::Molecule, m)
+            m.into_item(&id, Modality::Molecule)
                 .with_payload(serde_json::json!({ "smiles": smiles })),
         )?;
         text_coll.add(
-            NewItem::from_encoded(&id, Modality::Text, t)
+            t.into_item(&id, Modality::Text)
                 .with_payload(serde_json::json!({ "name": name })),
         )?;
     }

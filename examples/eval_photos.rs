@@ -10,7 +10,7 @@ use weft::bundle::{Bundle, Modality};
 use weft::encoder::{BundleEncoders, Encoded, EncoderOptions, Input};
 use weft::runtime::{Runtime, RuntimeOptions};
 use weft::search::{search, Candidates, Direction, Query, Scorer, SearchOptions, SearchScratch};
-use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
+use weft::store::{Collection, CollectionConfig, TokenDtype};
 
 fn recall(coll: &Collection, queries: &[Query], scorer: Scorer) -> anyhow::Result<(f64, f64)> {
     let snap = coll.snapshot();
@@ -47,7 +47,7 @@ fn collection(
             .with_pool_factor(pool),
     )?;
     for (i, e) in items.iter().enumerate() {
-        c.add(NewItem::from_encoded(i.to_string(), modality, e.clone()))?;
+        c.add(e.clone().into_item(i.to_string(), modality))?;
     }
     c.commit()?;
     Ok(c)
@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let bundle = Bundle::open(root.join(".weft/models/starter-vl"))?;
     let mut enc = BundleEncoders::new(
-        Runtime::load(&RuntimeOptions::default())?,
+        Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))?,
         bundle.clone(),
         EncoderOptions::default(),
     )?;

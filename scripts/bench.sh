@@ -92,8 +92,8 @@ if [[ $BUILD == 1 ]]; then
   scripts/setup-ort.sh 2>&1 | tee -a "$LOG"
   step "model bundles (models/build.sh --vl-only; from an empty .weft/ this is the slow part)"
   models/build.sh --vl-only 2>&1 | grep -v '^\(templates\|license\|description\) = ' | tee -a "$LOG"
-  step "cargo build --release --locked --bins --examples"
-  cargo build --release --locked --bins --examples 2>&1 | tee -a "$LOG"
+  step "cargo build --release --locked --features server --bins --examples"
+  cargo build --release --locked --features server --bins --examples 2>&1 | tee -a "$LOG"
 fi
 if [[ -z "${WEFT_ORT_LIB:-}" && -e .weft/onnxruntime/cpu/lib/libonnxruntime.so ]]; then
   export WEFT_ORT_LIB="$root/.weft/onnxruntime/cpu/lib/libonnxruntime.so"

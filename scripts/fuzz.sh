@@ -54,7 +54,7 @@ for t in "${targets[@]}"; do
   if [[ "$t" == http ]]; then
     mkdir -p "$work"
     set +e
-    WEFT_FUZZ_SECS="$secs" cargo test --locked --test http_fuzz -- --nocapture >"$log" 2>&1
+    WEFT_FUZZ_SECS="$secs" cargo test --locked --features server --test http_fuzz -- --nocapture >"$log" 2>&1
     rc=$?
     set -e
     cases=$(grep -Eo '^[0-9]+ mutated request bodies' "$log" | grep -Eo '^[0-9]+' | tail -1)

@@ -8,7 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/setup-ort.sh
 models/build.sh
-cargo build --release --locked
+cargo build --release --locked --features server
 weft=target/release/weft
 "$weft" doctor
 echo

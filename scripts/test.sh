@@ -18,16 +18,24 @@ models/build.sh
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+step "cargo clippy --all-targets -D warnings (all features, then the default library alone)"
+cargo clippy --all-targets --all-features --locked -- -D warnings
+cargo clippy --lib --locked -- -D warnings
+
+step "the default library links no CLI or daemon dependency"
+heavy="$(cargo tree -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | sort -u | grep -E '^(tokio|axum|hyper|clap|anyhow)$' || true)"
+if [[ -n "$heavy" ]]; then
+  echo "the default features pull in: $heavy" >&2
+  exit 1
+fi
 
 step "cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features --locked
 
 export WEFT_REQUIRE_STARTER=1
 step "cargo test"
 if [[ -z "$(command -v nvidia-smi || true)" ]]; then
   echo "note: no NVIDIA GPU here; CUDA tests check the error path and print SKIPPED for the GPU path"
 fi
-cargo test --all-targets --locked
-cargo test --doc --locked
+cargo test --all-targets --all-features --locked
+cargo test --doc --all-features --locked

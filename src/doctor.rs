@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use crate::bundle::BundleStatus;
 use crate::runtime::{Device, Runtime, RuntimeOptions, SessionOptions};
 
 /// What `weft doctor` prints.
@@ -23,6 +24,9 @@ pub struct DoctorReport {
     pub bundles: Vec<BundleStatus>,
     /// Folders searched for bundles.
     pub bundle_dirs: Vec<PathBuf>,
+    /// Why each of `bundle_dirs` is searched (`--models-dir`, `WEFT_MODELS`,
+    /// the project folder, ...), in the same order.
+    pub bundle_dir_origins: Vec<String>,
 }
 
 /// The loaded ONNX Runtime.
@@ -30,6 +34,8 @@ pub struct DoctorReport {
 pub struct RuntimeInfo {
     /// Library file.
     pub library: PathBuf,
+    /// Which rule of the search found it.
+    pub origin: String,
     /// Version string.
     pub version: String,
     /// Providers compiled into the library.
@@ -40,25 +46,13 @@ pub struct RuntimeInfo {
     pub cuda_probe: std::result::Result<String, String>,
 }
 
-/// One bundle folder and what is wrong with it.
-#[derive(Debug, Clone, Serialize)]
-pub struct BundleStatus {
-    /// The folder.
-    pub path: PathBuf,
-    /// Name and version from the manifest, when it could be read.
-    pub name: Option<String>,
-    /// Encoders (modalities) the bundle provides.
-    pub modalities: Vec<String>,
-    /// Problems found; empty when the bundle verified.
-    pub problems: Vec<String>,
-}
-
 /// Builds the report. `verify_bundles` hashes every model file (slower).
 pub fn run(
     options: &RuntimeOptions,
-    bundle_dirs: &[PathBuf],
+    bundle_dirs: &[(PathBuf, String)],
     verify_bundles: bool,
 ) -> DoctorReport {
+    let dirs: Vec<PathBuf> = bundle_dirs.iter().map(|(d, _)| d.clone()).collect();
     let runtime = Runtime::load(options)
         .map(|rt| {
             let probe = |device: Device| {
@@ -71,7 +65,7 @@ pub fn run(
                     if p.output_correct {
                         Ok(p.provider.to_string())
                     } else {
-                        Err(crate::Error::onnx(
+                        Err(crate::Error::onnx_message(
                             "probe",
                             "wrong output from the probe model",
                         ))
@@ -81,6 +75,7 @@ pub fn run(
             };
             RuntimeInfo {
                 library: rt.library().to_path_buf(),
+                origin: rt.origin().to_string(),
                 version: rt.version().to_string(),
                 available_providers: rt.available_providers(),
                 cpu_probe: probe(Device::Cpu),
@@ -92,8 +87,9 @@ pub fn run(
         weft_version: env!("CARGO_PKG_VERSION").to_string(),
         runtime,
         cpu_features: cpu_features(),
-        bundles: crate::bundle::scan(bundle_dirs, verify_bundles),
-        bundle_dirs: bundle_dirs.to_vec(),
+        bundles: crate::bundle::scan(&dirs, verify_bundles),
+        bundle_dirs: dirs,
+        bundle_dir_origins: bundle_dirs.iter().map(|(_, o)| o.clone()).collect(),
     }
 }
 
@@ -136,7 +132,12 @@ impl fmt::Display for DoctorReport {
         writeln!(f, "ONNX Runtime")?;
         match &self.runtime {
             Ok(rt) => {
-                writeln!(f, "  library:   {}", rt.library.display())?;
+                writeln!(
+                    f,
+                    "  library:   {} (from {})",
+                    rt.library.display(),
+                    rt.origin
+                )?;
                 writeln!(f, "  version:   {}", rt.version)?;
                 writeln!(f, "  providers: {}", rt.available_providers.join(", "))?;
                 match &rt.cpu_probe {
@@ -188,8 +189,11 @@ impl fmt::Display for DoctorReport {
         )?;
         writeln!(f)?;
         writeln!(f, "Model bundles")?;
-        for dir in &self.bundle_dirs {
-            writeln!(f, "  searched: {}", dir.display())?;
+        for (i, dir) in self.bundle_dirs.iter().enumerate() {
+            match self.bundle_dir_origins.get(i) {
+                Some(o) => writeln!(f, "  searched: {} (from {o})", dir.display())?,
+                None => writeln!(f, "  searched: {}", dir.display())?,
+            }
         }
         if self.bundles.is_empty() {
             writeln!(

@@ -55,12 +55,33 @@ pub enum Error {
     },
 
     /// An error from ONNX Runtime while creating or running a session.
-    #[error("onnx runtime error ({context}): {message}")]
+    #[error("onnx runtime error ({context}): {source}")]
     Onnx {
         /// What weft was doing, naming the model file.
         context: String,
-        /// ONNX Runtime's message.
-        message: String,
+        /// ONNX Runtime's error.
+        #[source]
+        source: OnnxError,
+    },
+
+    /// An encoder of the bundle could not be loaded, so an input of its
+    /// modality was not encoded (the input itself may be fine).
+    #[error("{item}: the {modality} encoder did not load: {source}")]
+    EncoderLoad {
+        /// The input that needed it.
+        item: String,
+        /// The encoder's modality.
+        modality: crate::modality::Modality,
+        /// Why it did not load (shared by every input that needed it).
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// The encoder queue is full; the call can be retried shortly.
+    #[error("the encoder queue is full ({waiting} requests waiting); retry shortly")]
+    Busy {
+        /// Requests queued.
+        waiting: usize,
     },
 
     /// A file could not be read or written.
@@ -107,7 +128,7 @@ pub enum Error {
         /// Bundle name.
         bundle: String,
         /// The modality asked for.
-        modality: crate::bundle::Modality,
+        modality: crate::modality::Modality,
     },
 
     /// A file's content does not match its recorded checksum.
@@ -210,6 +231,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error that decides what kind of failure this is: for an encoder
+    /// that did not load, why it did not (a missing encoder is the caller's
+    /// input, a broken model file is not); else the error itself.
+    pub fn underlying(&self) -> &Error {
+        match self {
+            Error::EncoderLoad { source, .. } => source.underlying(),
+            e => e,
+        }
+    }
+
     /// Wraps an I/O error together with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -219,10 +250,42 @@ impl Error {
     }
 
     /// Wraps an ONNX Runtime error with what weft was doing.
-    pub(crate) fn onnx(context: impl Into<String>, err: impl std::fmt::Display) -> Self {
+    pub(crate) fn onnx<R>(context: impl Into<String>, err: ort::Error<R>) -> Self {
         Error::Onnx {
             context: context.into(),
-            message: err.to_string(),
+            source: OnnxError {
+                code: format!("{:?}", err.code()),
+                message: err.message().to_string(),
+            },
+        }
+    }
+
+    /// An ONNX Runtime failure known only by its message (a whole batch
+    /// failed; each input gets a copy).
+    pub(crate) fn onnx_message(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Onnx {
+            context: context.into(),
+            source: OnnxError {
+                code: "Fail".into(),
+                message: message.into(),
+            },
         }
     }
 }
+
+/// An error ONNX Runtime reported: its status code and message.
+#[derive(Debug, Clone)]
+pub struct OnnxError {
+    /// ONNX Runtime's status code (`InvalidArgument`, `Fail`, ...).
+    pub code: String,
+    /// ONNX Runtime's message.
+    pub message: String,
+}
+
+impl std::fmt::Display for OnnxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for OnnxError {}

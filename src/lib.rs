@@ -22,10 +22,13 @@ pub mod chem;
 pub mod classify;
 pub mod doctor;
 pub mod encoder;
+pub mod engine;
 mod error;
+mod format;
 pub mod import;
 pub mod index;
 pub mod ingest;
+mod modality;
 mod onnx;
 pub mod runtime;
 pub mod score;
@@ -33,5 +36,14 @@ pub mod search;
 pub mod store;
 mod sys;
 
-pub use error::{Error, Result};
+pub use engine::{
+    Batch, Collection, Content, CreateOptions, Engine, EngineBuilder, Item, SearchQuery,
+};
+pub use error::{Error, OnnxError, Result};
+pub use search::{Hit, SearchOptions};
 pub use sys::handle_sigbus;
+
+/// The README's code, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

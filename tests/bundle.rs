@@ -136,7 +136,7 @@ fn manifest_errors_are_specific() {
 
 #[test]
 fn session_io_is_checked_against_the_manifest() {
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let cases = [
         (
             "embeds_output = \"embeds\"",

@@ -10,14 +10,14 @@ use weft::classify::{
 use weft::encoder::{BundleEncoders, EncoderOptions, Input};
 use weft::runtime::{Runtime, RuntimeOptions};
 use weft::search::Query;
-use weft::store::{Collection, CollectionConfig, NewItem};
+use weft::store::{Collection, CollectionConfig};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn classifier(bundle: &std::path::Path) -> Classifier {
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let bundle = Bundle::open(bundle).unwrap();
     Classifier::new(BundleEncoders::new(runtime, bundle, EncoderOptions::default()).unwrap())
 }
@@ -118,7 +118,7 @@ fn bulk_tagging_matches_per_item_classify_and_resumes() {
             .remove(0)
             .unwrap();
         coll.add(
-            NewItem::from_encoded(f, Modality::Image, e)
+            e.into_item(f, Modality::Image)
                 .with_payload(serde_json::json!({"file": f})),
         )
         .unwrap();
@@ -227,7 +227,7 @@ fn starter_classifies_the_cat_and_the_coffee() {
 
 #[test]
 fn the_label_cache_is_bounded_and_drops_the_least_recently_used() {
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let bundle = Bundle::open(root().join("tests/bundles/tiny-vl")).unwrap();
     let encoders = BundleEncoders::new(runtime, bundle, EncoderOptions::default()).unwrap();
     // Room for a few labels only.

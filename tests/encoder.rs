@@ -13,7 +13,7 @@ fn root() -> PathBuf {
 }
 
 fn encoders(name: &str, options: EncoderOptions) -> BundleEncoders {
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let bundle = Bundle::open(root().join("tests/bundles").join(name)).unwrap();
     BundleEncoders::new(runtime, bundle, options).unwrap()
 }
@@ -316,7 +316,7 @@ fn results_do_not_depend_on_batch_size() {
 
 #[test]
 fn memory_budget_bounds_the_batch() {
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let bundle = Bundle::open(root().join("tests/bundles/tiny-vl")).unwrap();
     let small = weft::encoder::ImageEncoder::load(
         &runtime,

@@ -27,7 +27,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn runtime() -> Arc<Runtime> {
-    Runtime::load(&RuntimeOptions::default()).unwrap()
+    Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap()
 }
 
 fn photos() -> Option<PathBuf> {

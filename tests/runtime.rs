@@ -6,7 +6,8 @@ use weft::runtime::{ActiveProvider, Device, Runtime, RuntimeOptions, SessionOpti
 use weft::Error;
 
 fn runtime() -> std::sync::Arc<Runtime> {
-    Runtime::load(&RuntimeOptions::default()).expect("ONNX Runtime: run scripts/setup-ort.sh")
+    Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))
+        .expect("ONNX Runtime: run scripts/setup-ort.sh")
 }
 
 fn cuda_usable(rt: &Runtime) -> bool {

@@ -42,7 +42,7 @@ fn starter_matches_the_python_reference() {
         &std::fs::read_to_string(root().join(".weft/golden/starter-vl.json")).unwrap(),
     )
     .unwrap();
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let mut enc = BundleEncoders::new(runtime, bundle, EncoderOptions::default()).unwrap();
     let items = golden["items"].as_array().unwrap();
     let paths: Vec<PathBuf> = items
@@ -89,7 +89,7 @@ fn starter_matches_the_python_reference() {
 fn photos_rank_their_captions_first() {
     let Some(bundle) = starter() else { return };
     let photos = root().join(".weft/data/photos");
-    let runtime = Runtime::load(&RuntimeOptions::default()).unwrap();
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let mut enc = BundleEncoders::new(runtime, bundle, EncoderOptions::default()).unwrap();
     let cases = [
         ("a photo of a cat", "chelsea.png"),

@@ -15,7 +15,7 @@ fn path() -> &'static PathBuf {
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     std::fs::write(path(), data).unwrap();
-    if let Ok(r) = weft::store::wal::replay(path(), 8) {
-        assert!(r.valid_len as usize <= data.len());
+    if let Ok(valid_len) = weft::store::fuzz_wal_replay(path(), 8) {
+        assert!(valid_len as usize <= data.len());
     }
 });

@@ -23,47 +23,13 @@ pub use manifest::{
     ZeroShotScoring, FORMAT_VERSION, OLDEST_FORMAT_VERSION,
 };
 
-use crate::doctor::BundleStatus;
 use crate::error::{Error, Result};
+pub use crate::modality::Modality;
 
 /// The manifest's file name inside a bundle folder.
 pub const MANIFEST_FILE: &str = "bundle.toml";
 /// Environment variable with extra bundle folders (`:`-separated).
 pub const MODELS_ENV: &str = "WEFT_MODELS";
-
-/// What an encoder reads.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Modality {
-    /// Natural-language text.
-    Text,
-    /// A picture.
-    Image,
-    /// A molecule as SMILES.
-    Molecule,
-}
-
-impl Modality {
-    /// All modalities, in manifest order.
-    pub const ALL: [Modality; 3] = [Modality::Text, Modality::Image, Modality::Molecule];
-
-    /// The manifest table name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Modality::Text => "text",
-            Modality::Image => "image",
-            Modality::Molecule => "molecule",
-        }
-    }
-}
-
-impl std::fmt::Display for Modality {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A verified bundle.
 #[derive(Debug, Clone)]
@@ -492,27 +458,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Where bundles are looked for: `WEFT_MODELS` (`:`-separated), then the
-/// project-local `.weft/models` of the current directory or its nearest parent.
-pub fn default_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os(MODELS_ENV)
-        .map(|v| {
-            std::env::split_paths(&v)
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Ok(cwd) = std::env::current_dir() {
-        let local = cwd
-            .ancestors()
-            .map(|d| d.join(".weft").join("models"))
-            .find(|d| d.is_dir())
-            .unwrap_or_else(|| cwd.join(".weft").join("models"));
-        dirs.push(local);
-    }
-    dirs
-}
-
 /// Resolves a bundle given by path or by name (a folder of that name in `dirs`).
 pub fn resolve(name_or_path: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
     let as_path = Path::new(name_or_path);
@@ -531,6 +476,19 @@ pub fn resolve(name_or_path: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
         name: name_or_path.to_string(),
         searched: looked,
     })
+}
+
+/// One bundle folder and what is wrong with it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BundleStatus {
+    /// The folder.
+    pub path: PathBuf,
+    /// Name and version from the manifest, when it could be read.
+    pub name: Option<String>,
+    /// Encoders (modalities) the bundle provides.
+    pub modalities: Vec<String>,
+    /// Problems found; empty when the bundle verified.
+    pub problems: Vec<String>,
 }
 
 /// Every bundle folder (a folder with `bundle.toml`) directly inside `dirs`, with its problems.

@@ -524,197 +524,18 @@ pub fn parse(smiles: &str) -> Result<Molecule, SmilesError> {
     if chars.is_empty() {
         return Err(SmilesError::new(0, "empty string"));
     }
-    let mut mol = Molecule::default();
-    let mut pairs: HashSet<(usize, usize)> = HashSet::new();
-    let mut prev: Option<usize> = None;
-    let mut pending: Option<(BondOrder, usize)> = None;
-    let mut pending_paren: Option<usize> = None;
-    let mut last_dot: Option<usize> = None;
-    let mut stack: Vec<Branch> = Vec::new();
-    let mut rings: HashMap<u32, OpenRing> = HashMap::new();
+    let mut p = Parser::default();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        match c {
+        i = match c {
             '[' | '*' | 'B' | 'C' | 'N' | 'O' | 'P' | 'S' | 'F' | 'I' | 'b' | 'c' | 'n' | 'o'
-            | 'p' | 's' => {
-                let (atom, end) = if c == '[' {
-                    parse_bracket(&chars, i)?
-                } else {
-                    parse_organic(&chars, i)
-                };
-                let idx = mol.atoms.len();
-                mol.atoms.push(atom);
-                if let Some(p) = prev {
-                    let mut spans = Vec::new();
-                    let opens_branch = pending_paren.is_some();
-                    if let Some(open) = pending_paren.take() {
-                        spans.push((open, open + 1));
-                    }
-                    let order = match pending.take() {
-                        Some((o, pos)) => {
-                            spans.push((pos, pos + 1));
-                            o
-                        }
-                        None => BondOrder::Implicit,
-                    };
-                    pairs.insert((p.min(idx), p.max(idx)));
-                    let bond_idx = mol.bonds.len();
-                    if opens_branch {
-                        if let Some(top) = stack.last_mut() {
-                            top.first_bond = Some(bond_idx);
-                        }
-                    }
-                    mol.bonds.push(Bond {
-                        a: p,
-                        b: idx,
-                        order,
-                        ring: false,
-                        spans,
-                    });
-                }
-                pending_paren = None;
-                last_dot = None;
-                prev = Some(idx);
-                i = end;
-                continue;
-            }
-            '-' | '=' | '#' | '$' | ':' | '/' | '\\' => {
-                if let Some((_, pos)) = pending {
-                    return Err(SmilesError::new(pos, "bond symbol without following atom"));
-                }
-                if prev.is_none() {
-                    return Err(SmilesError::new(i, "bond symbol without preceding atom"));
-                }
-                pending = bond_order_of(c).map(|o| (o, i));
-            }
-            '(' => {
-                if let Some((_, pos)) = pending {
-                    return Err(SmilesError::new(pos, "bond symbol without following atom"));
-                }
-                let Some(p) = prev else {
-                    let msg = if mol.atoms.is_empty() {
-                        "branch at start"
-                    } else {
-                        "branch without preceding atom"
-                    };
-                    return Err(SmilesError::new(i, msg));
-                };
-                if pending_paren.is_some() {
-                    return Err(SmilesError::new(i, "branch must start with an atom"));
-                }
-                stack.push(Branch {
-                    atom: p,
-                    open: i,
-                    first_bond: None,
-                });
-                pending_paren = Some(i);
-            }
-            ')' => {
-                if let Some((_, pos)) = pending {
-                    return Err(SmilesError::new(pos, "bond symbol without following atom"));
-                }
-                if stack.is_empty() {
-                    return Err(SmilesError::new(i, "unbalanced ')'"));
-                }
-                if pending_paren.is_some() {
-                    return Err(SmilesError::new(i, "empty branch"));
-                }
-                if let (None, Some(dot)) = (prev, last_dot) {
-                    return Err(SmilesError::new(dot, "'.' without following atom"));
-                }
-                let branch = stack.pop().expect("checked non-empty");
-                if let Some(b) = branch.first_bond {
-                    mol.bonds[b].spans.push((i, i + 1));
-                }
-                prev = Some(branch.atom);
-            }
-            '0'..='9' | '%' => {
-                let (number, span) = if c == '%' {
-                    match (chars.get(i + 1), chars.get(i + 2)) {
-                        (Some(d1), Some(d2)) if d1.is_ascii_digit() && d2.is_ascii_digit() => {
-                            let n =
-                                d1.to_digit(10).unwrap_or(0) * 10 + d2.to_digit(10).unwrap_or(0);
-                            (n, (i, i + 3))
-                        }
-                        _ => return Err(SmilesError::new(i, "'%' must be followed by two digits")),
-                    }
-                } else {
-                    (c.to_digit(10).unwrap_or(0), (i, i + 1))
-                };
-                let Some(p) = prev else {
-                    return Err(SmilesError::new(
-                        i,
-                        "ring-closure digit without preceding atom",
-                    ));
-                };
-                if pending_paren.is_some() {
-                    return Err(SmilesError::new(i, "branch must start with an atom"));
-                }
-                let here = pending.take();
-                if let Some(open) = rings.remove(&number) {
-                    if open.atom == p {
-                        return Err(SmilesError::new(i, format!("ring bond {number} to itself")));
-                    }
-                    let order = match (open.order, here) {
-                        (Some(o1), Some((o2, pos))) => {
-                            if o1 != o2 {
-                                return Err(SmilesError::new(
-                                    pos,
-                                    format!("conflicting bond orders for ring bond {number}"),
-                                ));
-                            }
-                            o1
-                        }
-                        (Some(o), None) | (None, Some((o, _))) => o,
-                        (None, None) => BondOrder::Implicit,
-                    };
-                    let key = (open.atom.min(p), open.atom.max(p));
-                    if !pairs.insert(key) {
-                        return Err(SmilesError::new(
-                            i,
-                            format!("ring bond {number} duplicates an existing bond"),
-                        ));
-                    }
-                    let mut spans = Vec::new();
-                    spans.extend(open.bond_span);
-                    spans.push(open.digit_span);
-                    if let Some((_, pos)) = here {
-                        spans.push((pos, pos + 1));
-                    }
-                    spans.push(span);
-                    mol.bonds.push(Bond {
-                        a: open.atom,
-                        b: p,
-                        order,
-                        ring: true,
-                        spans,
-                    });
-                } else {
-                    rings.insert(
-                        number,
-                        OpenRing {
-                            atom: p,
-                            order: here.map(|(o, _)| o),
-                            bond_span: here.map(|(_, pos)| (pos, pos + 1)),
-                            digit_span: span,
-                        },
-                    );
-                }
-                i = span.1;
-                continue;
-            }
-            '.' => {
-                if let Some((_, pos)) = pending {
-                    return Err(SmilesError::new(pos, "bond symbol without following atom"));
-                }
-                if prev.is_none() {
-                    return Err(SmilesError::new(i, "'.' without preceding atom"));
-                }
-                prev = None;
-                pending_paren = None;
-                last_dot = Some(i);
-            }
+            | 'p' | 's' => p.atom(&chars, i)?,
+            '-' | '=' | '#' | '$' | ':' | '/' | '\\' => p.bond_symbol(c, i)?,
+            '(' => p.open_branch(i)?,
+            ')' => p.close_branch(i)?,
+            '0'..='9' | '%' => p.ring_digit(&chars, i)?,
+            '.' => p.dot(i)?,
             '>' => {
                 return Err(SmilesError::new(
                     i,
@@ -722,25 +543,246 @@ pub fn parse(smiles: &str) -> Result<Molecule, SmilesError> {
                 ))
             }
             _ => return Err(unexpected(&chars, i)),
+        };
+    }
+    p.finish()
+}
+
+/// The parser's state between two symbols of the string.
+#[derive(Default)]
+struct Parser {
+    mol: Molecule,
+    /// Atom pairs already bonded (a ring bond may not repeat one).
+    pairs: HashSet<(usize, usize)>,
+    /// The atom the next atom bonds to.
+    prev: Option<usize>,
+    /// A bond symbol waiting for its atom (order, position).
+    pending: Option<(BondOrder, usize)>,
+    /// A `(` waiting for the branch's first atom.
+    pending_paren: Option<usize>,
+    last_dot: Option<usize>,
+    stack: Vec<Branch>,
+    rings: HashMap<u32, OpenRing>,
+}
+
+impl Parser {
+    fn no_pending_bond(&self) -> Result<(), SmilesError> {
+        match self.pending {
+            Some((_, pos)) => Err(SmilesError::new(pos, "bond symbol without following atom")),
+            None => Ok(()),
         }
-        i += 1;
     }
-    if let Some((_, pos)) = pending {
-        return Err(SmilesError::new(pos, "bond symbol without following atom"));
+
+    /// An atom (organic subset or bracket) at `i`; returns where it ends.
+    fn atom(&mut self, chars: &[char], i: usize) -> Result<usize, SmilesError> {
+        let (atom, end) = if chars[i] == '[' {
+            parse_bracket(chars, i)?
+        } else {
+            parse_organic(chars, i)
+        };
+        let idx = self.mol.atoms.len();
+        self.mol.atoms.push(atom);
+        if let Some(p) = self.prev {
+            let mut spans = Vec::new();
+            let opens_branch = self.pending_paren.is_some();
+            if let Some(open) = self.pending_paren.take() {
+                spans.push((open, open + 1));
+            }
+            let order = match self.pending.take() {
+                Some((o, pos)) => {
+                    spans.push((pos, pos + 1));
+                    o
+                }
+                None => BondOrder::Implicit,
+            };
+            self.pairs.insert((p.min(idx), p.max(idx)));
+            let bond_idx = self.mol.bonds.len();
+            if opens_branch {
+                if let Some(top) = self.stack.last_mut() {
+                    top.first_bond = Some(bond_idx);
+                }
+            }
+            self.mol.bonds.push(Bond {
+                a: p,
+                b: idx,
+                order,
+                ring: false,
+                spans,
+            });
+        }
+        self.pending_paren = None;
+        self.last_dot = None;
+        self.prev = Some(idx);
+        Ok(end)
     }
-    if let (None, Some(dot)) = (prev, last_dot) {
-        return Err(SmilesError::new(dot, "'.' without following atom"));
+
+    fn bond_symbol(&mut self, c: char, i: usize) -> Result<usize, SmilesError> {
+        self.no_pending_bond()?;
+        if self.prev.is_none() {
+            return Err(SmilesError::new(i, "bond symbol without preceding atom"));
+        }
+        self.pending = bond_order_of(c).map(|o| (o, i));
+        Ok(i + 1)
     }
-    if let Some(branch) = stack.first() {
-        return Err(SmilesError::new(branch.open, "unclosed branch '('"));
+
+    fn open_branch(&mut self, i: usize) -> Result<usize, SmilesError> {
+        self.no_pending_bond()?;
+        let Some(p) = self.prev else {
+            let msg = if self.mol.atoms.is_empty() {
+                "branch at start"
+            } else {
+                "branch without preceding atom"
+            };
+            return Err(SmilesError::new(i, msg));
+        };
+        if self.pending_paren.is_some() {
+            return Err(SmilesError::new(i, "branch must start with an atom"));
+        }
+        self.stack.push(Branch {
+            atom: p,
+            open: i,
+            first_bond: None,
+        });
+        self.pending_paren = Some(i);
+        Ok(i + 1)
     }
-    if let Some((number, open)) = rings.iter().min_by_key(|(_, r)| r.digit_span.0) {
-        return Err(SmilesError::new(
-            open.digit_span.0,
-            format!("unclosed ring bond {number}"),
-        ));
+
+    fn close_branch(&mut self, i: usize) -> Result<usize, SmilesError> {
+        self.no_pending_bond()?;
+        if self.stack.is_empty() {
+            return Err(SmilesError::new(i, "unbalanced ')'"));
+        }
+        if self.pending_paren.is_some() {
+            return Err(SmilesError::new(i, "empty branch"));
+        }
+        if let (None, Some(dot)) = (self.prev, self.last_dot) {
+            return Err(SmilesError::new(dot, "'.' without following atom"));
+        }
+        let branch = self.stack.pop().expect("checked non-empty");
+        if let Some(b) = branch.first_bond {
+            self.mol.bonds[b].spans.push((i, i + 1));
+        }
+        self.prev = Some(branch.atom);
+        Ok(i + 1)
     }
-    Ok(mol)
+
+    /// A ring-closure digit (or `%nn`) at `i`: opens or closes a ring bond.
+    fn ring_digit(&mut self, chars: &[char], i: usize) -> Result<usize, SmilesError> {
+        let (number, span) = if chars[i] == '%' {
+            match (chars.get(i + 1), chars.get(i + 2)) {
+                (Some(d1), Some(d2)) if d1.is_ascii_digit() && d2.is_ascii_digit() => {
+                    let n = d1.to_digit(10).unwrap_or(0) * 10 + d2.to_digit(10).unwrap_or(0);
+                    (n, (i, i + 3))
+                }
+                _ => return Err(SmilesError::new(i, "'%' must be followed by two digits")),
+            }
+        } else {
+            (chars[i].to_digit(10).unwrap_or(0), (i, i + 1))
+        };
+        let Some(p) = self.prev else {
+            return Err(SmilesError::new(
+                i,
+                "ring-closure digit without preceding atom",
+            ));
+        };
+        if self.pending_paren.is_some() {
+            return Err(SmilesError::new(i, "branch must start with an atom"));
+        }
+        let here = self.pending.take();
+        match self.rings.remove(&number) {
+            Some(open) => self.close_ring(number, open, p, here, span, i)?,
+            None => {
+                self.rings.insert(
+                    number,
+                    OpenRing {
+                        atom: p,
+                        order: here.map(|(o, _)| o),
+                        bond_span: here.map(|(_, pos)| (pos, pos + 1)),
+                        digit_span: span,
+                    },
+                );
+            }
+        }
+        Ok(span.1)
+    }
+
+    fn close_ring(
+        &mut self,
+        number: u32,
+        open: OpenRing,
+        p: usize,
+        here: Option<(BondOrder, usize)>,
+        span: (usize, usize),
+        i: usize,
+    ) -> Result<(), SmilesError> {
+        if open.atom == p {
+            return Err(SmilesError::new(i, format!("ring bond {number} to itself")));
+        }
+        let order = match (open.order, here) {
+            (Some(o1), Some((o2, pos))) => {
+                if o1 != o2 {
+                    return Err(SmilesError::new(
+                        pos,
+                        format!("conflicting bond orders for ring bond {number}"),
+                    ));
+                }
+                o1
+            }
+            (Some(o), None) | (None, Some((o, _))) => o,
+            (None, None) => BondOrder::Implicit,
+        };
+        let key = (open.atom.min(p), open.atom.max(p));
+        if !self.pairs.insert(key) {
+            return Err(SmilesError::new(
+                i,
+                format!("ring bond {number} duplicates an existing bond"),
+            ));
+        }
+        let mut spans = Vec::new();
+        spans.extend(open.bond_span);
+        spans.push(open.digit_span);
+        if let Some((_, pos)) = here {
+            spans.push((pos, pos + 1));
+        }
+        spans.push(span);
+        self.mol.bonds.push(Bond {
+            a: open.atom,
+            b: p,
+            order,
+            ring: true,
+            spans,
+        });
+        Ok(())
+    }
+
+    fn dot(&mut self, i: usize) -> Result<usize, SmilesError> {
+        self.no_pending_bond()?;
+        if self.prev.is_none() {
+            return Err(SmilesError::new(i, "'.' without preceding atom"));
+        }
+        self.prev = None;
+        self.pending_paren = None;
+        self.last_dot = Some(i);
+        Ok(i + 1)
+    }
+
+    /// Checks what must be closed at the end of the string.
+    fn finish(self) -> Result<Molecule, SmilesError> {
+        self.no_pending_bond()?;
+        if let (None, Some(dot)) = (self.prev, self.last_dot) {
+            return Err(SmilesError::new(dot, "'.' without following atom"));
+        }
+        if let Some(branch) = self.stack.first() {
+            return Err(SmilesError::new(branch.open, "unclosed branch '('"));
+        }
+        if let Some((number, open)) = self.rings.iter().min_by_key(|(_, r)| r.digit_span.0) {
+            return Err(SmilesError::new(
+                open.digit_span.0,
+                format!("unclosed ring bond {number}"),
+            ));
+        }
+        Ok(self.mol)
+    }
 }
 
 /// Error for a character that cannot start any SMILES element.

@@ -2,22 +2,22 @@
 
 mod progress;
 mod quantize;
+#[cfg(feature = "server")]
 mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use weft::bundle::{self, Bundle, Modality};
-use weft::classify::{tag_collection, Classifier, ClassifyOptions, MultiLabel, TagOptions};
-use weft::encoder::{BundleEncoders, EncoderOptions, Input};
+use weft::bundle::Modality;
+use weft::classify::{ClassifyOptions, MultiLabel, TagOptions};
 use weft::index::HnswParams;
-use weft::runtime::{Device, Runtime, RuntimeOptions, SessionOptions};
-use weft::search::{search, Filter, Query, Scorer, SearchOptions, SearchScratch};
-use weft::store::{Collection, CollectionConfig, TokenDtype};
+use weft::runtime::Device;
+use weft::search::{Filter, Scorer, SearchOptions};
+use weft::store::{CollectionConfig, TokenDtype};
+use weft::{Collection, Content, CreateOptions, Engine, EngineBuilder, SearchQuery};
 
 /// Usage error (bad flags, bad option values).
 pub const EXIT_USAGE: u8 = 2;
@@ -28,7 +28,7 @@ pub const EXIT_INPUT: u8 = 4;
 
 /// Maps an error to the exit code.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<weft::Error>() {
+    match e.downcast_ref::<weft::Error>().map(weft::Error::underlying) {
         Some(weft::Error::InvalidConfig { .. }) => EXIT_USAGE,
         Some(
             weft::Error::InvalidInput { .. }
@@ -128,6 +128,7 @@ enum Command {
     /// Tag every item of a collection with zero-shot labels.
     Tag(TagArgs),
     /// Run the HTTP JSON daemon.
+    #[cfg(feature = "server")]
     Serve(ServeArgs),
     /// Test helper: ingests seeded items in committed batches, printing
     /// `committed N` after each commit returns (used by the crash tests).
@@ -150,6 +151,7 @@ enum Command {
     },
 }
 
+#[cfg(feature = "server")]
 #[derive(Args)]
 struct ServeArgs {
     /// Address to listen on; a non-loopback address needs --token.
@@ -401,45 +403,85 @@ struct TagArgs {
     dry_run: bool,
 }
 
-struct Env {
+/// Where the command line looks for things, and the one [`Engine`] every
+/// command goes through.
+pub(crate) struct Env {
     global: Global,
-    bundle_dirs: Vec<PathBuf>,
+    /// The nearest `.weft` folder of the current directory or a parent
+    /// (the CLI's convenience; the library never walks up).
+    project: Option<PathBuf>,
+    pub(crate) engine: Engine,
+}
+
+/// The nearest `.weft` folder at or above the current directory that
+/// holds `inside` (any `.weft` when `inside` is empty).
+fn find_project_dir(inside: &str) -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .map(|d| d.join(".weft"))
+        .find(|d| d.join(inside).is_dir())
 }
 
 impl Env {
-    fn runtime(&self) -> anyhow::Result<Arc<Runtime>> {
-        let mut opts = RuntimeOptions::default().with_prefer_gpu(self.device()? != Device::Cpu);
-        if let Some(p) = &self.global.ort_lib {
-            opts = opts.with_ort_library(p);
+    /// The engine with the daemon's batching and label cache settings.
+    #[cfg(feature = "server")]
+    fn engine_for_serve(
+        &self,
+        max_batch: usize,
+        max_wait_ms: u64,
+        label_cache_bytes: u64,
+    ) -> anyhow::Result<Engine> {
+        Ok(self
+            .builder()?
+            .batching(max_batch, std::time::Duration::from_millis(max_wait_ms))
+            .label_cache_bytes(label_cache_bytes)
+            .build()?)
+    }
+
+    fn new(global: Global) -> anyhow::Result<Env> {
+        let project = find_project_dir("");
+        let mut env = Env {
+            global,
+            project,
+            engine: Engine::builder().build()?,
+        };
+        env.engine = env.builder()?.build()?;
+        Ok(env)
+    }
+
+    /// The engine's settings from the flags and the project folder.
+    fn builder(&self) -> anyhow::Result<EngineBuilder> {
+        let g = &self.global;
+        let mut b = Engine::builder()
+            .device(g.device.parse::<Device>()?)
+            .allow_cpu_fallback(g.allow_cpu_fallback);
+        if let Some(p) = &g.ort_lib {
+            b = b.ort_library(p);
         }
-        Ok(Runtime::load(&opts)?)
-    }
-
-    fn device(&self) -> anyhow::Result<Device> {
-        Ok(self.global.device.parse::<Device>()?)
-    }
-
-    fn encoder_options(&self) -> anyhow::Result<EncoderOptions> {
-        let mut session = SessionOptions::default()
-            .with_device(self.device()?)
-            .with_cpu_fallback(self.global.allow_cpu_fallback);
-        if let Some(t) = self.global.threads {
-            session = session.with_intra_threads(t);
+        if let Some(p) = find_project_dir("onnxruntime") {
+            b = b.ort_project_dir(p);
         }
-        Ok(EncoderOptions::default().with_session(session))
-    }
-
-    fn bundle(&self, name: &str) -> anyhow::Result<Bundle> {
-        let dir = bundle::resolve(name, &self.bundle_dirs)?;
-        Ok(Bundle::open(dir)?)
-    }
-
-    fn encoders(&self, bundle: Bundle) -> anyhow::Result<BundleEncoders> {
-        Ok(BundleEncoders::new(
-            self.runtime()?,
-            bundle,
-            self.encoder_options()?,
-        )?)
+        if let Some(t) = g.threads {
+            b = b.threads(t);
+        }
+        for d in &g.models_dirs {
+            b = b.models_dir_from(d, "--models-dir");
+        }
+        // Searched after --models-dir and WEFT_MODELS: the nearest
+        // .weft/models at or above the current folder, else ./.weft/models.
+        b = match find_project_dir("models") {
+            Some(p) => {
+                b.fallback_models_dir(p.join("models"), format!("project folder {}", p.display()))
+            }
+            None => {
+                let cwd = std::env::current_dir().unwrap_or_default();
+                b.fallback_models_dir(
+                    cwd.join(".weft").join("models"),
+                    "the current folder (no .weft/models above it)",
+                )
+            }
+        };
+        Ok(b)
     }
 
     fn collections_dir(&self) -> PathBuf {
@@ -449,55 +491,29 @@ impl Env {
         if let Some(d) = std::env::var_os("WEFT_COLLECTIONS") {
             return PathBuf::from(d);
         }
-        let cwd = std::env::current_dir().unwrap_or_default();
-        cwd.ancestors()
-            .map(|d| d.join(".weft"))
-            .find(|d| d.is_dir())
-            .unwrap_or_else(|| cwd.join(".weft"))
+        self.project
+            .clone()
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_default().join(".weft"))
             .join("collections")
     }
 
     /// A collection given by folder (contains a `/` or exists) or by name.
     fn collection_path(&self, name: &str) -> PathBuf {
         let p = Path::new(name);
-        if name.contains('/') || p.join("MANIFEST").exists() {
+        if name.contains('/') || Engine::is_collection(p) {
             p.to_path_buf()
         } else {
             self.collections_dir().join(name)
         }
     }
-
-    /// The collection's bundle, verified, refused if it is not the one the collection was made with.
-    fn collection_bundle(&self, collection: &Collection) -> anyhow::Result<Bundle> {
-        let bundle = self
-            .bundle(&collection.config().bundle_name)
-            .with_context(|| {
-                format!(
-                    "collection {} needs bundle `{}`",
-                    collection.dir().display(),
-                    collection.config().bundle_name
-                )
-            })?;
-        collection.check_bundle(&bundle)?;
-        Ok(bundle)
-    }
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut bundle_dirs = cli.global.models_dirs.clone();
-    bundle_dirs.extend(bundle::default_dirs());
-    let env = Env {
-        global: cli.global,
-        bundle_dirs,
-    };
+    let env = Env::new(cli.global)?;
     match cli.command {
         Command::Doctor { verify, json } => {
-            let mut opts = RuntimeOptions::default();
-            if let Some(p) = &env.global.ort_lib {
-                opts = opts.with_ort_library(p);
-            }
-            let report = weft::doctor::run(&opts, &env.bundle_dirs, verify);
+            let report = env.engine.doctor(verify);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -515,12 +531,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => search_cmd(&env, args),
         Command::Classify(args) => classify(&env, args),
         Command::Tag(args) => tag(&env, args),
+        #[cfg(feature = "server")]
         Command::Serve(args) => {
-            let mut runtime =
-                RuntimeOptions::default().with_prefer_gpu(env.device()? != Device::Cpu);
-            if let Some(p) = &env.global.ort_lib {
-                runtime = runtime.with_ort_library(p);
-            }
             if args.timeout_s.is_nan() || args.timeout_s <= 0.0 {
                 return Err(usage("--timeout-s must be > 0"));
             }
@@ -547,26 +559,23 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => args.token.clone().filter(|t| !t.is_empty()),
             };
-            serve::run(serve::ServeConfig {
-                bind: args.bind,
-                token,
-                roots,
-                roots_as_given: args.roots.clone(),
-                collections_dir: env.collections_dir(),
-                bundle_dirs: env.bundle_dirs.clone(),
-                runtime,
-                encoder: env.encoder_options()?,
-                max_body_bytes: args.max_body_bytes,
-                timeout: std::time::Duration::from_secs_f64(args.timeout_s),
-                max_batch: args.max_batch,
-                max_wait: std::time::Duration::from_millis(args.max_wait_ms),
-                default_bundle: args.bundle,
-                max_labels: args.max_labels,
-                max_text_bytes: args.max_text_bytes,
-                max_request_pixels: args.max_request_pixels,
-                max_request_decoded_bytes: args.max_request_decoded_mib << 20,
-                label_cache_bytes: args.label_cache_mib << 20,
-            })?;
+            serve::run(
+                serve::ServeConfig {
+                    bind: args.bind,
+                    token,
+                    roots,
+                    roots_as_given: args.roots.clone(),
+                    collections_dir: env.collections_dir(),
+                    max_body_bytes: args.max_body_bytes,
+                    timeout: std::time::Duration::from_secs_f64(args.timeout_s),
+                    default_bundle: args.bundle,
+                    max_labels: args.max_labels,
+                    max_text_bytes: args.max_text_bytes,
+                    max_request_pixels: args.max_request_pixels,
+                    max_request_decoded_bytes: args.max_request_decoded_mib << 20,
+                },
+                env.engine_for_serve(args.max_batch, args.max_wait_ms, args.label_cache_mib << 20)?,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::IngestTest {
@@ -576,7 +585,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batches,
             checkpoint_items,
         } => {
-            ingest_test(&dir, seed, batch, batches, checkpoint_items)?;
+            ingest_test(&env, &dir, seed, batch, batches, checkpoint_items)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -585,11 +594,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn models(env: &Env, action: ModelsAction) -> anyhow::Result<ExitCode> {
     match action {
         ModelsAction::List => {
-            let found = bundle::scan(&env.bundle_dirs, false);
+            let found = env.engine.bundles(false);
             if found.is_empty() {
                 println!(
                     "no bundles in {} (build them with models/build.sh)",
-                    env.bundle_dirs
+                    env.engine
+                        .models_dirs()
                         .iter()
                         .map(|d| d.display().to_string())
                         .collect::<Vec<_>>()
@@ -613,8 +623,8 @@ fn models(env: &Env, action: ModelsAction) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ModelsAction::Verify { bundle } => {
-            let b = env.bundle(&bundle)?;
-            let mut enc = env.encoders(b.clone())?;
+            let b = env.engine.bundle(&bundle)?;
+            let mut enc = env.engine.encoders(&b)?;
             enc.load_all()?;
             println!(
                 "{} {} ({}): verified",
@@ -678,8 +688,8 @@ fn import(env: &Env, args: ImportArgs) -> anyhow::Result<ExitCode> {
         .with_logit_scale(args.logit_scale)
         .with_logit_bias(args.logit_bias)
         .with_templates(templates)
-        .with_session(env.encoder_options()?.session);
-    let runtime = env.runtime()?;
+        .with_session(env.engine.session_options().clone());
+    let runtime = env.engine.runtime()?;
     let dir = import_dir(env);
     let report = weft::import::import(&runtime, &args.src, &dir, &options)?;
     let quantized = match args.quantize {
@@ -738,7 +748,7 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
                 .map(|rd| {
                     rd.flatten()
                         .map(|e| e.path())
-                        .filter(|p| p.join("MANIFEST").exists())
+                        .filter(|p| Engine::is_collection(p))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -747,7 +757,7 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
                 println!("no collections in {}", dir.display());
             }
             for p in names {
-                match Collection::open(&p) {
+                match env.engine.open_read_only(&p) {
                     Ok(c) => {
                         let i = c.info();
                         println!(
@@ -764,14 +774,16 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         CollectionsAction::Info { collection } => {
-            let c = Collection::open(env.collection_path(&collection))?;
+            let c = env
+                .engine
+                .open_read_only(env.collection_path(&collection))?;
             println!("{}", serde_json::to_string_pretty(&c.info())?);
             Ok(ExitCode::SUCCESS)
         }
         CollectionsAction::Delete { collection } => {
             let path = env.collection_path(&collection);
             // Holding the writer lock proves no one else writes it.
-            let c = Collection::open_writer(&path)?;
+            let c = env.engine.open(&path)?;
             drop(c);
             std::fs::remove_dir_all(&path)
                 .with_context(|| format!("deleting {}", path.display()))?;
@@ -779,7 +791,7 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         CollectionsAction::Compact { collection } => {
-            let c = Collection::open_writer(env.collection_path(&collection))?;
+            let c = env.engine.open(env.collection_path(&collection))?;
             let before = c.info();
             c.compact()?;
             let after = c.info();
@@ -794,7 +806,7 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         CollectionsAction::Repair { collection } => {
-            let r = Collection::repair(env.collection_path(&collection))?;
+            let r = env.engine.repair(env.collection_path(&collection))?;
             match &r.copy {
                 Some(copy) => println!(
                     "repaired {}: cut {} bytes (the log as it was is kept in {}); {} items readable",
@@ -812,7 +824,9 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         CollectionsAction::Verify { collection } => {
-            let c = Collection::open(env.collection_path(&collection))?;
+            let c = env
+                .engine
+                .open_read_only(env.collection_path(&collection))?;
             c.verify()?;
             println!(
                 "{}: every checksum verified ({} items)",
@@ -826,31 +840,24 @@ fn collections(env: &Env, action: CollectionsAction) -> anyhow::Result<ExitCode>
 
 fn index(env: &Env, args: IndexArgs) -> anyhow::Result<ExitCode> {
     let path = env.collection_path(&args.collection);
-    let collection = if path.join("MANIFEST").exists() {
-        Collection::open_writer(&path)?
+    let collection = if Engine::is_collection(&path) {
+        env.engine.open(&path)?
     } else {
-        let bundle = env.bundle(&args.bundle)?;
-        let dtype: TokenDtype = args.dtype.parse()?;
-        let hnsw = HnswParams::default()
-            .with_m(args.m)
-            .with_ef_construction(args.ef_construction);
-        Collection::create(
-            &path,
-            CollectionConfig::for_bundle(&bundle)
-                .with_token_dtype(dtype)
-                .with_hnsw(hnsw),
-        )?
+        let options = CreateOptions {
+            token_dtype: Some(args.dtype.parse::<TokenDtype>()?),
+            hnsw: Some(
+                HnswParams::default()
+                    .with_m(args.m)
+                    .with_ef_construction(args.ef_construction),
+            ),
+            ..Default::default()
+        };
+        env.engine.create(&path, &args.bundle, &options)?
     };
-    let bundle = env.collection_bundle(&collection)?;
-    let mut encoders = env.encoders(bundle)?;
     let mut bar = progress::Progress::new("indexing");
-    let report = weft::ingest::sync(
-        &collection,
-        &mut encoders,
-        &args.inputs,
-        args.batch,
-        |done, total, items| bar.update(done, total, items),
-    )?;
+    let report = collection.index_with_batch(&args.inputs, args.batch, |p| {
+        bar.update(p.files_done, p.files_total, p.items)
+    })?;
     bar.finish();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -899,40 +906,30 @@ fn search_cmd(env: &Env, args: SearchArgs) -> anyhow::Result<ExitCode> {
     }
     let scorer: Scorer = args.scorer.parse()?;
     let filter = args.filter.as_deref().map(Filter::parse).transpose()?;
-    let collection = Collection::open(env.collection_path(&args.collection))?;
-    let snap = collection.snapshot();
+    let collection = env
+        .engine
+        .open_read_only(env.collection_path(&args.collection))?;
     if let Some(ef) = args.ef {
         if ef == 0 {
             return Err(usage("--ef must be at least 1"));
         }
     }
-    let (query, exclude) = if let Some(id) = &args.id {
-        let (q, doc) = Query::from_item(&snap, id)?;
-        (q, Some(doc))
+    let query = if let Some(id) = &args.id {
+        SearchQuery::Id(id.clone())
+    } else if let Some(t) = &args.text {
+        SearchQuery::Content(Content::Text(t.clone()))
+    } else if let Some(p) = &args.image {
+        SearchQuery::Content(Content::ImagePath(p.clone()))
     } else {
-        let bundle = env.collection_bundle(&collection)?;
-        let mut enc = env.encoders(bundle)?;
-        let input = if let Some(t) = &args.text {
-            Input::Text(t)
-        } else if let Some(p) = &args.image {
-            Input::ImagePath(p)
-        } else {
-            Input::Smiles(args.smiles.as_deref().unwrap_or_default())
-        };
-        let mut q = Query::from_encoded(enc.encode(&[input]).remove(0)?);
-        if let Some(s) = &args.smiles {
-            q = q.with_smiles(s.trim());
-        }
-        (q, None)
+        SearchQuery::Content(Content::Smiles(args.smiles.clone().unwrap_or_default()))
     };
     let opts = SearchOptions::default()
         .with_k(args.k)
         .with_scorer(scorer)
         .with_filter(filter)
         .with_explain(args.explain)
-        .with_exclude(exclude)
         .with_ef(args.ef);
-    let hits = search(&snap, &query, &opts, &mut SearchScratch::new())?;
+    let hits = collection.search(query, &opts)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&hits)?)?;
@@ -1011,8 +1008,7 @@ fn classify(env: &Env, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     let labels = read_labels(&args.labels, args.labels_file.as_deref())?;
-    let bundle = env.bundle(&args.bundle)?;
-    let mut classifier = Classifier::new(env.encoders(bundle)?);
+    let bundle = env.engine.bundle(&args.bundle)?;
     let mut opts = ClassifyOptions::default()
         .with_top_k(args.top_k)
         .with_abstain_below(args.abstain);
@@ -1026,12 +1022,12 @@ fn classify(env: &Env, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     let input = match (&args.path, &args.text, &args.smiles) {
-        (Some(p), _, _) => Input::ImagePath(p),
-        (_, Some(t), _) => Input::Text(t),
-        (_, _, Some(s)) => Input::Smiles(s),
+        (Some(p), _, _) => Content::ImagePath(p.clone()),
+        (_, Some(t), _) => Content::Text(t.clone()),
+        (_, _, Some(s)) => Content::Smiles(s.clone()),
         _ => unreachable!("checked above"),
     };
-    let result = classifier.classify(input, &labels, &opts)?;
+    let result = env.engine.classify(&bundle, input, &labels, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
@@ -1056,9 +1052,7 @@ fn classify(env: &Env, args: ClassifyArgs) -> anyhow::Result<ExitCode> {
 
 fn tag(env: &Env, args: TagArgs) -> anyhow::Result<ExitCode> {
     let labels = read_labels(&args.labels, args.labels_file.as_deref())?;
-    let collection = Collection::open_writer(env.collection_path(&args.collection))?;
-    let bundle = env.collection_bundle(&collection)?;
-    let mut classifier = Classifier::new(env.encoders(bundle)?);
+    let collection = env.engine.open(env.collection_path(&args.collection))?;
     let mut opts = ClassifyOptions::default().with_top_k(args.top_k);
     if let Some(t) = args.multi_label {
         opts = opts.with_multi_label(Some(MultiLabel {
@@ -1071,21 +1065,15 @@ fn tag(env: &Env, args: TagArgs) -> anyhow::Result<ExitCode> {
         .with_write(!args.dry_run);
     let mut bar = progress::Progress::new("tagging");
     let dry = args.dry_run;
-    let report = tag_collection(
-        &mut classifier,
-        &collection,
-        &labels,
-        &tag_opts,
-        |id, c, done, total| {
-            if dry {
-                if let Some(c) = c {
-                    let labels: Vec<&str> = c.labels.iter().map(|l| l.label.as_str()).collect();
-                    println!("{id}\t{}", labels.join(", "));
-                }
+    let report = collection.tag(&labels, &tag_opts, |id, c, done, total| {
+        if dry {
+            if let Some(c) = c {
+                let labels: Vec<&str> = c.labels.iter().map(|l| l.label.as_str()).collect();
+                println!("{id}\t{}", labels.join(", "));
             }
-            bar.update(done, total, done);
-        },
-    )?;
+        }
+        bar.update(done, total, done);
+    })?;
     bar.finish();
     println!(
         "tagged {} items, {} already tagged by this run (skipped), {} in total",
@@ -1096,6 +1084,7 @@ fn tag(env: &Env, args: TagArgs) -> anyhow::Result<ExitCode> {
 
 /// Deterministic test items: item `k` of seed `s` has id `s-k` and a vector derived from both.
 fn ingest_test(
+    env: &Env,
     dir: &Path,
     seed: u64,
     batch: usize,
@@ -1106,10 +1095,10 @@ fn ingest_test(
     if batch == 0 {
         bail!(usage("--batch must be at least 1"));
     }
-    let collection = if dir.join("MANIFEST").exists() {
-        Collection::open_writer(dir)?
+    let collection: Collection = if Engine::is_collection(dir) {
+        env.engine.open(dir)?
     } else {
-        Collection::create(
+        env.engine.create_with_config(
             dir,
             CollectionConfig::new("test", "test", 8).with_checkpoint_items(checkpoint_items),
         )?
@@ -1117,19 +1106,20 @@ fn ingest_test(
     let start = collection.snapshot().len();
     let mut out = std::io::stdout().lock();
     for b in 0..batches {
+        let mut staged = collection.batch();
         for i in 0..batch {
             let k = start + b * batch + i;
             let v: Vec<f32> = (0..8)
                 .map(|j| ((seed as usize * 31 + k * 7 + j) % 13) as f32 + 1.0)
                 .collect();
             let tokens: Vec<f32> = v.iter().chain(v.iter()).copied().collect();
-            collection.add(
+            staged.add_item(
                 NewItem::new(format!("{seed}-{k}"), Modality::Text, v)
                     .with_tokens(tokens, None)
                     .with_payload(serde_json::json!({ "k": k })),
             )?;
         }
-        collection.commit()?;
+        staged.commit()?;
         writeln!(out, "committed {}", start + (b + 1) * batch)?;
         out.flush()?;
     }

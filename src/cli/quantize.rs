@@ -126,7 +126,7 @@ pub fn run(
             std::fs::remove_dir_all(&int8_dir)?;
         }
         std::fs::create_dir_all(&int8_dir)?;
-        let fp32 = Bundle::open(&fp32_dir)?;
+        let fp32 = env.engine.bundle_at(&fp32_dir)?;
         let mut manifest = fp32.manifest().clone();
         let script = int8_dir.join("quantize.py");
         std::fs::write(&script, SCRIPT)?;
@@ -182,11 +182,11 @@ pub fn run(
             int8_dir.join(bundle::MANIFEST_FILE),
             toml::to_string(&manifest)?,
         )?;
-        let int8 = Bundle::open(&int8_dir)?;
+        let int8 = env.engine.bundle_at(&int8_dir)?;
         let measured = measure(env, fp32, int8, samples)?;
         Ok(QuantizeReport {
             bytes: (
-                size_of(&fp32_dir, Bundle::open(&fp32_dir)?.manifest()),
+                size_of(&fp32_dir, env.engine.bundle_at(&fp32_dir)?.manifest()),
                 size_of(&int8_dir, &manifest),
             ),
             ..measured
@@ -299,7 +299,7 @@ fn measure(
     ];
     let text_inputs: Vec<Input<'_>> = texts.iter().map(|t| Input::Text(t)).collect();
     let run = |bundle: Bundle| -> anyhow::Result<Measured> {
-        let mut enc: BundleEncoders = env.encoders(bundle)?;
+        let mut enc: BundleEncoders = env.engine.encoders(&bundle)?;
         enc.encode(&inputs[..1.min(inputs.len())]); // load + warm up
         let mut best = f64::INFINITY;
         let mut embeddings = Vec::new();

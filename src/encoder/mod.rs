@@ -179,6 +179,21 @@ pub struct Encoded {
     pub truncated: Option<Truncation>,
 }
 
+impl Encoded {
+    /// A store item with this output's vectors (no source, no payload).
+    pub fn into_item(self, id: impl Into<String>, modality: Modality) -> crate::store::NewItem {
+        crate::store::NewItem {
+            id: id.into(),
+            modality,
+            source: String::new(),
+            payload: serde_json::Value::Null,
+            embedding: self.embedding,
+            tokens: self.tokens,
+            grid: self.grid,
+        }
+    }
+}
+
 /// An encoder of one modality.
 pub trait Encoder: Send {
     /// What it encodes.
@@ -433,7 +448,7 @@ impl ImagePipeline {
         }
         let [h, w] = self.spec.size;
         let view = ArrayView4::from_shape((n, 3, h, w), &prepared.pixels)
-            .map_err(|e| Error::onnx("building the image batch", e))?;
+            .map_err(|e| Error::onnx_message("building the image batch", e.to_string()))?;
         let tensor =
             TensorRef::from_array_view(view).map_err(|e| Error::onnx("image tensor", e))?;
         let name = self
@@ -488,7 +503,7 @@ impl ImagePipeline {
             Err(e) => {
                 let msg = e.to_string();
                 for i in &prepared.good {
-                    results[*i] = Some(Err(Error::onnx("encoding the batch", &msg)));
+                    results[*i] = Some(Err(Error::onnx_message("encoding the batch", &msg)));
                 }
             }
         }
@@ -560,7 +575,9 @@ impl Encoder for ImageEncoder {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::onnx("encoding", "item was not processed"))))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::onnx_message("encoding", "item was not processed")))
+            })
             .collect()
     }
 }
@@ -754,7 +771,7 @@ impl Encoder for SequenceEncoder {
                 Err(e) => {
                     let msg = e.to_string();
                     for (i, _) in batch {
-                        results[*i] = Some(Err(Error::onnx("encoding the batch", &msg)));
+                        results[*i] = Some(Err(Error::onnx_message("encoding the batch", &msg)));
                     }
                 }
             }
@@ -762,7 +779,9 @@ impl Encoder for SequenceEncoder {
         }
         results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::onnx("encoding", "item was not processed"))))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::onnx_message("encoding", "item was not processed")))
+            })
             .collect()
     }
 }
@@ -860,11 +879,12 @@ impl BundleEncoders {
                     }
                 }
                 Err(e) => {
-                    let msg = e.to_string();
+                    let e = Arc::new(e);
                     for i in idx {
-                        results[i] = Some(Err(Error::InvalidInput {
+                        results[i] = Some(Err(Error::EncoderLoad {
                             item: inputs[i].describe(i),
-                            reason: msg.clone(),
+                            modality,
+                            source: Arc::clone(&e),
                         }));
                     }
                 }

@@ -1293,10 +1293,10 @@ impl TempDir {
     }
 
     fn commit(mut self, dest: &Path) -> Result<()> {
-        crate::store::format::sync_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        crate::format::sync_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
         std::fs::rename(&self.path, dest).map_err(|e| Error::io(dest, e))?;
         if let Some(parent) = dest.parent() {
-            crate::store::format::sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+            crate::format::sync_dir(parent).map_err(|e| Error::io(parent, e))?;
         }
         self.done = true;
         Ok(())

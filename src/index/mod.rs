@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub type DocId = u64;
 
 /// A predicate on doc ids evaluated inside the search.
-pub type Filter<'a> = &'a (dyn Fn(DocId) -> bool + Sync);
+pub type DocFilter<'a> = &'a (dyn Fn(DocId) -> bool + Sync);
 
 /// A nearest-neighbour index.
 pub trait VectorIndex: Send + Sync {
@@ -33,7 +33,7 @@ pub trait VectorIndex: Send + Sync {
         &self,
         query: &[f32],
         k: usize,
-        filter: Option<Filter<'_>>,
+        filter: Option<DocFilter<'_>>,
     ) -> Result<Vec<(DocId, f32)>>;
     /// Number of vectors inserted.
     fn len(&self) -> usize;
@@ -58,7 +58,7 @@ impl FlatIndex {
 
 /// Dot product (SIMD where the CPU has it).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    crate::sys::dot_f32(a, b)
+    crate::score::dot_f32(a, b)
 }
 
 /// Keeps the `k` best `(doc, score)` pairs, best first (ties by doc id).
@@ -88,7 +88,7 @@ impl VectorIndex for FlatIndex {
         &self,
         query: &[f32],
         k: usize,
-        filter: Option<Filter<'_>>,
+        filter: Option<DocFilter<'_>>,
     ) -> Result<Vec<(DocId, f32)>> {
         let rows = self.rows.read().unwrap_or_else(|e| e.into_inner());
         if let Some((_, first)) = rows.first() {

@@ -22,7 +22,10 @@ use serde_json::Value;
 use crate::bundle::Modality;
 use crate::encoder::{BundleEncoders, Input};
 use crate::error::{Error, Result};
-use crate::store::{Collection, NewItem};
+use crate::store::Collection;
+
+/// Items encoded per batch (and per commit) when the caller does not say.
+pub const DEFAULT_BATCH: usize = 32;
 
 /// Payload key holding the file state of file-sourced items.
 pub const FILE_KEY: &str = "weft_file";
@@ -649,7 +652,8 @@ fn flush(
                             payload["smiles"] = Value::String(s.clone());
                         }
                     }
-                    let item = NewItem::from_encoded(spec.id.clone(), spec.input.modality(), e)
+                    let item = e
+                        .into_item(spec.id.clone(), spec.input.modality())
                         .with_payload(payload)
                         .with_source(source.clone());
                     match collection.upsert(item) {

@@ -6,9 +6,12 @@
 //! 1. the explicit path in [`RuntimeOptions::ort_library`](super::RuntimeOptions)
 //!    (a file, or a folder holding `libonnxruntime.so*`);
 //! 2. the environment variable `WEFT_ORT_LIB`, then ort's own `ORT_DYLIB_PATH`;
-//! 3. the project-local folder `.weft/onnxruntime/{cpu,gpu}/lib/` that
-//!    `scripts/setup-ort.sh` fills, found in the current directory or any
-//!    parent of it (`gpu/` first when CUDA may be used, `cpu/` first otherwise);
+//! 3. the project folder the caller names ([`RuntimeOptions::project_dir`](super::RuntimeOptions),
+//!    a `.weft` folder): its `onnxruntime/{cpu,gpu}/lib/` that
+//!    `scripts/setup-ort.sh` fills (`gpu/` first when CUDA may be used,
+//!    `cpu/` first otherwise). The library never looks in the current
+//!    folder or its parents by itself: finding `.weft` by walking up is a
+//!    convenience of the `weft` command line, which passes what it found;
 //! 4. beside the executable: `<exe dir>/` and `<exe dir>/lib/`.
 //!
 //! An explicit path (1 or 2) that does not exist is an error by itself: weft
@@ -34,8 +37,8 @@ pub struct SearchPlaces {
     pub explicit: Option<PathBuf>,
     /// Values of `WEFT_ORT_LIB` and `ORT_DYLIB_PATH`, in that order, with the variable name.
     pub env: Vec<(&'static str, PathBuf)>,
-    /// The directory to start the upward search for `.weft/onnxruntime` from.
-    pub start_dir: Option<PathBuf>,
+    /// A `.weft` project folder named by the caller.
+    pub project_dir: Option<PathBuf>,
     /// The folder holding the running executable.
     pub exe_dir: Option<PathBuf>,
     /// Look at the GPU build before the CPU build in the project-local folder.
@@ -44,7 +47,11 @@ pub struct SearchPlaces {
 
 impl SearchPlaces {
     /// The places of this process: its environment, current directory and executable.
-    pub fn from_process(explicit: Option<PathBuf>, prefer_gpu: bool) -> Self {
+    pub fn from_process(
+        explicit: Option<PathBuf>,
+        project_dir: Option<PathBuf>,
+        prefer_gpu: bool,
+    ) -> Self {
         let env = [ORT_LIB_ENV, ORT_DYLIB_ENV]
             .into_iter()
             .filter_map(|name| match std::env::var_os(name) {
@@ -55,7 +62,7 @@ impl SearchPlaces {
         SearchPlaces {
             explicit,
             env,
-            start_dir: std::env::current_dir().ok(),
+            project_dir,
             exe_dir: std::env::current_exe()
                 .ok()
                 .and_then(|p| p.parent().map(Path::to_path_buf)),
@@ -66,6 +73,11 @@ impl SearchPlaces {
 
 /// Finds the library, or says where it looked.
 pub fn locate(places: &SearchPlaces) -> Result<PathBuf> {
+    locate_with_origin(places).map(|(lib, _)| lib)
+}
+
+/// Finds the library and says which rule found it (`weft doctor` prints it).
+pub fn locate_with_origin(places: &SearchPlaces) -> Result<(PathBuf, String)> {
     let mut searched = Vec::new();
     let install = INSTALL_CPU.to_string();
 
@@ -78,7 +90,7 @@ pub fn locate(places: &SearchPlaces) -> Result<PathBuf> {
     // Only the first named place counts: the caller asked for that one.
     if let Some((origin, path)) = named.next() {
         match library_in(path) {
-            Some(lib) => return Ok(lib),
+            Some(lib) => return Ok((lib, origin.to_string())),
             None => {
                 searched.push(format!(
                     "{} ({origin}): {}",
@@ -94,37 +106,27 @@ pub fn locate(places: &SearchPlaces) -> Result<PathBuf> {
         }
     }
 
-    // 3: the project-local folder, nearest ancestor first.
+    // 3: the project folder the caller named.
     let variants: [&str; 2] = if places.prefer_gpu {
         ["gpu", "cpu"]
     } else {
         ["cpu", "gpu"]
     };
-    let mut found_project_dir = false;
-    if let Some(start) = &places.start_dir {
-        for dir in start.ancestors() {
-            let base = dir.join(".weft").join("onnxruntime");
-            if !base.is_dir() {
-                continue;
-            }
-            found_project_dir = true;
+    if let Some(project) = &places.project_dir {
+        let base = project.join("onnxruntime");
+        if base.is_dir() {
             for variant in variants {
                 let lib_dir = base.join(variant).join("lib");
                 match library_in(&lib_dir) {
-                    Some(lib) => return Ok(lib),
+                    Some(lib) => return Ok((lib, format!("project folder {}", project.display()))),
                     None => searched.push(format!(
                         "{} (project-local): empty or missing",
                         lib_dir.display()
                     )),
                 }
             }
-            break;
-        }
-        if !found_project_dir {
-            searched.push(format!(
-                "{}/.weft/onnxruntime and its parents (project-local): not found",
-                start.display()
-            ));
+        } else {
+            searched.push(format!("{} (project-local): not found", base.display()));
         }
     }
 
@@ -132,7 +134,7 @@ pub fn locate(places: &SearchPlaces) -> Result<PathBuf> {
     if let Some(exe_dir) = &places.exe_dir {
         for dir in [exe_dir.clone(), exe_dir.join("lib")] {
             match library_in(&dir) {
-                Some(lib) => return Ok(lib),
+                Some(lib) => return Ok((lib, "beside the executable".to_string())),
                 None => searched.push(format!(
                     "{} (beside the executable): no libonnxruntime.so*",
                     dir.display()
@@ -197,14 +199,14 @@ mod tests {
         touch(&dir.join(".weft/onnxruntime/cpu/lib/libonnxruntime.so.1.31.1"));
         let places = SearchPlaces {
             explicit: Some(lib.clone()),
-            start_dir: Some(dir.clone()),
+            project_dir: Some(dir.join(".weft")),
             ..Default::default()
         };
         assert_eq!(locate(&places).unwrap(), lib);
 
         let places = SearchPlaces {
             explicit: Some(dir.join("nope.so")),
-            start_dir: Some(dir.clone()),
+            project_dir: Some(dir.join(".weft")),
             ..Default::default()
         };
         let err = locate(&places).unwrap_err().to_string();
@@ -221,21 +223,27 @@ mod tests {
         touch(&env_lib);
         let places = SearchPlaces {
             env: vec![(ORT_LIB_ENV, dir.join("envlib"))],
-            start_dir: Some(dir.clone()),
+            project_dir: Some(dir.join(".weft")),
             ..Default::default()
         };
         assert_eq!(locate(&places).unwrap(), env_lib);
     }
 
     #[test]
-    fn project_folder_found_from_a_subdirectory_picks_highest_version() {
+    fn project_folder_picks_highest_version_and_parents_are_never_searched() {
         let dir = tempdir("project");
         touch(&dir.join(".weft/onnxruntime/cpu/lib/libonnxruntime.so.1.9.0"));
         touch(&dir.join(".weft/onnxruntime/cpu/lib/libonnxruntime.so.1.31.1"));
         let sub = dir.join("a/b");
         std::fs::create_dir_all(&sub).unwrap();
+        // A library planted in a parent's .weft is not found from below it.
+        let below = SearchPlaces {
+            project_dir: Some(sub.join(".weft")),
+            ..Default::default()
+        };
+        assert!(locate(&below).is_err());
         let places = SearchPlaces {
-            start_dir: Some(sub),
+            project_dir: Some(dir.join(".weft")),
             ..Default::default()
         };
         assert_eq!(
@@ -250,7 +258,7 @@ mod tests {
         touch(&dir.join(".weft/onnxruntime/cpu/lib/libonnxruntime.so"));
         touch(&dir.join(".weft/onnxruntime/gpu/lib/libonnxruntime.so"));
         let mut places = SearchPlaces {
-            start_dir: Some(dir.clone()),
+            project_dir: Some(dir.join(".weft")),
             ..Default::default()
         };
         assert!(locate(&places).unwrap().to_string_lossy().contains("/cpu/"));
@@ -264,7 +272,7 @@ mod tests {
         let exe = dir.join("bin");
         std::fs::create_dir_all(&exe).unwrap();
         let places = SearchPlaces {
-            start_dir: Some(dir.clone()),
+            project_dir: Some(dir.join(".weft")),
             exe_dir: Some(exe.clone()),
             ..Default::default()
         };

@@ -21,11 +21,14 @@ pub(crate) mod probe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+#[cfg(feature = "cuda")]
 use ort::ep::ExecutionProvider as _;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 
-pub use discovery::{locate, SearchPlaces, INSTALL_CPU, INSTALL_GPU, ORT_DYLIB_ENV, ORT_LIB_ENV};
+pub use discovery::{
+    locate, locate_with_origin, SearchPlaces, INSTALL_CPU, INSTALL_GPU, ORT_DYLIB_ENV, ORT_LIB_ENV,
+};
 
 use crate::error::{Error, Result};
 
@@ -37,12 +40,22 @@ pub struct RuntimeOptions {
     pub ort_library: Option<PathBuf>,
     /// Look for the GPU build before the CPU build in the project-local folder.
     pub prefer_gpu: bool,
+    /// A `.weft` project folder whose `onnxruntime/` is searched (third,
+    /// after the explicit path and the environment). Never found by
+    /// walking up: the CLI does that and passes the folder here.
+    pub project_dir: Option<PathBuf>,
 }
 
 impl RuntimeOptions {
     /// Sets the explicit library path.
     pub fn with_ort_library(mut self, path: impl Into<PathBuf>) -> Self {
         self.ort_library = Some(path.into());
+        self
+    }
+
+    /// Sets the `.weft` project folder searched for the library.
+    pub fn with_project_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.project_dir = Some(dir.into());
         self
     }
 
@@ -164,8 +177,11 @@ pub fn default_threads() -> usize {
 #[derive(Debug)]
 pub struct Runtime {
     library: PathBuf,
+    /// Which rule of the search found the library.
+    origin: String,
     version: String,
     /// Folder of bundled CUDA/cuDNN libraries beside a GPU build, if any.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
     cuda_libs: Option<PathBuf>,
     environment: ort::environment::Environment,
 }
@@ -175,7 +191,11 @@ static LOADED: Mutex<Option<Arc<Runtime>>> = Mutex::new(None);
 impl Runtime {
     /// Finds and loads ONNX Runtime, or returns the one already loaded in this process.
     pub fn load(options: &RuntimeOptions) -> Result<Arc<Runtime>> {
-        let places = SearchPlaces::from_process(options.ort_library.clone(), options.prefer_gpu);
+        let places = SearchPlaces::from_process(
+            options.ort_library.clone(),
+            options.project_dir.clone(),
+            options.prefer_gpu,
+        );
         let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rt) = loaded.as_ref() {
             // A caller that names a library gets that library or an error.
@@ -190,8 +210,10 @@ impl Runtime {
             }
             return Ok(Arc::clone(rt));
         }
-        let library = locate(&places)?;
-        let runtime = Arc::new(Self::load_from(library)?);
+        let (library, origin) = locate_with_origin(&places)?;
+        let mut runtime = Self::load_from(library)?;
+        runtime.origin = origin;
+        let runtime = Arc::new(runtime);
         *loaded = Some(Arc::clone(&runtime));
         Ok(runtime)
     }
@@ -227,6 +249,7 @@ impl Runtime {
             .filter(|p| p.is_dir());
         Ok(Runtime {
             library,
+            origin: String::new(),
             version,
             cuda_libs,
             environment,
@@ -236,6 +259,13 @@ impl Runtime {
     /// The library file in use.
     pub fn library(&self) -> &Path {
         &self.library
+    }
+
+    /// Where the library came from: `engine config `ort_library``,
+    /// `WEFT_ORT_LIB`, `ORT_DYLIB_PATH`, `project folder DIR` or `beside the
+    /// executable`.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// ONNX Runtime's version string, e.g. `1.31.1`.
@@ -346,6 +376,26 @@ impl Runtime {
 
     /// A session with the CUDA provider registered, or the real reason why not.
     fn cuda_session(
+        &self,
+        model: ModelSource<'_>,
+        name: &str,
+        device_id: i32,
+        options: &SessionOptions,
+    ) -> std::result::Result<Session, String> {
+        #[cfg(not(feature = "cuda"))]
+        {
+            let _ = (model, name, device_id, options);
+            Err(format!(
+                "this weft was built without the `cuda` feature (ONNX Runtime at {} is not asked for CUDA); rebuild with the default features",
+                self.library.display()
+            ))
+        }
+        #[cfg(feature = "cuda")]
+        self.cuda_session_inner(model, name, device_id, options)
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_session_inner(
         &self,
         model: ModelSource<'_>,
         name: &str,

@@ -9,8 +9,9 @@
 //! symmetric) and ColBERT MaxSim are derived from those.
 //!
 //! Kernels ([`Kernel`]) are chosen at run time: AVX-512 (F + BW + VNNI),
-//! AVX2 + FMA + F16C, or portable Rust. The SIMD kernels and their dispatch
-//! (`run_x86`) live in `crate::sys::simd`, with the crate's other `unsafe`.
+//! AVX2 + FMA + F16C, or portable Rust. The dispatch and scratch layouts
+//! live here (`x86.rs`); the raw SIMD kernels live behind safe wrappers in
+//! `crate::sys::simd`, with the crate's other `unsafe`.
 //!
 //! Value semantics (shared by every kernel and by [`interact_reference`]):
 //! * `F16`: each half is converted exactly to `f32` ([`f16_bits_to_f32`]).
@@ -24,6 +25,21 @@ pub mod pool;
 pub(crate) mod portable;
 #[cfg(test)]
 mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Dot product of two f32 slices (over the shorter length): AVX2 + FMA
+/// when the CPU has them, else a portable loop the compiler vectorises.
+#[inline]
+pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return crate::sys::simd::dot(a, b);
+        }
+    }
+    portable::dot_f32(a, b)
+}
 
 pub use half::{f16_bits_to_f32, f32_to_f16_bits};
 
@@ -143,18 +159,9 @@ impl Kernel {
         match self {
             Kernel::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
-                is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-                    && is_x86_feature_detected!("f16c")
-            }
+            Kernel::Avx2 => crate::sys::simd::has_avx2(),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
-                Kernel::Avx2.is_supported()
-                    && is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
+            Kernel::Avx512 => crate::sys::simd::has_avx2() && crate::sys::simd::has_avx512(),
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
@@ -436,7 +443,7 @@ pub fn interact_with(
     match kernel {
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx2 | Kernel::Avx512 => {
-            crate::sys::simd::run_x86(kernel, query, nq, nd, doc, dim, scratch)
+            x86::run(kernel == Kernel::Avx512, nq, nd, doc, dim, scratch)
         }
         _ => run_portable(query, nq, nd, doc, dim, scratch),
     }

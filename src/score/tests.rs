@@ -521,3 +521,30 @@ fn pool_200_tokens_is_fast_enough() {
     eprintln!("pool 200x128 factor 2: {:?}", start.elapsed());
     assert_eq!((m, out.len()), (100, 100 * dim));
 }
+
+#[test]
+fn simd_dot_matches_the_portable_one() {
+    for n in [0, 1, 7, 8, 31, 32, 33, 100, 384, 385] {
+        let a: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..n)
+            .map(|i| ((i * 104_729) % 17) as f32 / 17.0 - 0.5)
+            .collect();
+        let exact: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum();
+        let fast = crate::score::dot_f32(&a, &b);
+        let portable = crate::score::portable::dot_f32(&a, &b);
+        assert!(
+            (f64::from(fast) - exact).abs() < 1e-4,
+            "n {n}: {fast} vs {exact}"
+        );
+        assert!(
+            (f64::from(portable) - exact).abs() < 1e-4,
+            "n {n}: {portable} vs {exact}"
+        );
+    }
+}

@@ -21,7 +21,7 @@ use serde::Serialize;
 pub use filter::Filter;
 
 use crate::error::{Error, Result};
-use crate::index::{top_k, DocId, Filter as DocFilter};
+use crate::index::{top_k, DocFilter, DocId};
 use crate::score::{self, Interaction, MaxSimScratch};
 use crate::store::Snapshot;
 

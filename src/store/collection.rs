@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::format::{self, corrupt};
 use super::segment::{self, Segment, SegmentWriter};
 use super::tokens::TokenDtype;
 use super::wal::{self, Op, WalWriter};
 use super::{ItemMeta, NewItem, StoredItem};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::index::{DocId, Filter, HnswFiles, HnswIndex, HnswParams, VectorIndex};
+use crate::format::{self, corrupt};
+use crate::index::{DocFilter, DocId, HnswFiles, HnswIndex, HnswParams, VectorIndex};
 use crate::score::TokensRef;
 
 const CONFIG_FILE: &str = "collection.cfg";
@@ -374,7 +374,7 @@ impl Snapshot {
         &self,
         query: &[f32],
         k: usize,
-        filter: Option<Filter<'_>>,
+        filter: Option<DocFilter<'_>>,
     ) -> Result<Vec<(DocId, f32)>> {
         self.ann_ef(query, k, self.index.params().ef_search, filter)
     }
@@ -385,7 +385,7 @@ impl Snapshot {
         query: &[f32],
         k: usize,
         ef: usize,
-        filter: Option<Filter<'_>>,
+        filter: Option<DocFilter<'_>>,
     ) -> Result<Vec<(DocId, f32)>> {
         // The shared index may hold docs of later commits, and deleted ones:
         // filter only when this snapshot needs it (the unfiltered search is faster).
@@ -502,6 +502,84 @@ enum Loc<'a> {
     Seg(&'a Arc<Segment>, usize),
 }
 
+/// Checks an item against the collection's settings and converts it to
+/// what the log and segments hold.
+fn prepare(config: &CollectionConfig, item: NewItem) -> Result<StoredItem> {
+    let dim = config.dim;
+    let what = |s: &str| format!("item `{}` {s}", item.id);
+    if item.id.is_empty() {
+        return Err(Error::InvalidInput {
+            item: "item".into(),
+            reason: "empty id".into(),
+        });
+    }
+    if item.embedding.len() != dim {
+        return Err(Error::WrongDimension {
+            what: what("embedding"),
+            expected: dim,
+            received: item.embedding.len(),
+        });
+    }
+    if !item.tokens.len().is_multiple_of(dim) {
+        return Err(Error::WrongDimension {
+            what: what("tokens"),
+            expected: dim,
+            received: item.tokens.len() % dim,
+        });
+    }
+    if item
+        .embedding
+        .iter()
+        .chain(&item.tokens)
+        .any(|x| !x.is_finite())
+    {
+        return Err(Error::InvalidInput {
+            item: item.id.clone(),
+            reason: "embedding or tokens hold NaN or infinity".into(),
+        });
+    }
+    let n_tokens = item.tokens.len() / dim;
+    if let Some([r, c]) = item.grid {
+        if r * c != n_tokens || r > u16::MAX as usize || c > u16::MAX as usize {
+            return Err(Error::InvalidInput {
+                item: item.id.clone(),
+                reason: format!("patch grid {r}x{c} does not match {n_tokens} tokens"),
+            });
+        }
+    }
+    let (tokens, n_tokens, grid) = if config.pool_factor > 1.0 && n_tokens > 1 {
+        let (pooled, n) =
+            crate::score::pool::pool_tokens(&item.tokens, n_tokens, dim, config.pool_factor);
+        (pooled, n, None)
+    } else {
+        (item.tokens, n_tokens, item.grid)
+    };
+    let mut embedding = item.embedding;
+    let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        return Err(Error::InvalidInput {
+            item: item.id,
+            reason: "embedding is all zeros".into(),
+        });
+    }
+    embedding.iter_mut().for_each(|x| *x /= norm);
+    let block = config.token_dtype.encode(&tokens, dim);
+    let mut tok_block = vec![0u32; block.len() / 4];
+    bytemuck::cast_slice_mut::<u32, u8>(&mut tok_block).copy_from_slice(&block);
+    Ok(StoredItem {
+        meta: ItemMeta {
+            id: item.id,
+            source: item.source,
+            payload: serde_json::to_string(&item.payload).expect("json value serialises"),
+            modality: item.modality,
+            n_tokens,
+            grid,
+        },
+        embedding,
+        tok_block,
+    })
+}
+
 enum Staged {
     Add(StoredItem),
     Upsert(StoredItem),
@@ -514,10 +592,136 @@ struct WriterState {
     _lock: File,
     wal: WalWriter,
     manifest: Manifest,
+    /// What `add`/`delete`/... stage on the collection itself (a caller
+    /// that wants its own uses [`Collection::batch`]).
+    staged: WriteBatch,
+}
+
+/// Changes one caller staged, invisible to every other batch and to
+/// readers until [`Collection::commit_batch`] makes them durable; dropping
+/// it discards them. Items are validated (dimension, finite, non-zero) when
+/// staged.
+pub struct WriteBatch {
+    config: Arc<CollectionConfig>,
     staged: Vec<Staged>,
-    staged_ids: HashSet<String>,
+    ids: HashSet<String>,
     /// Ids whose last staged change is a delete.
-    staged_deletes: HashSet<String>,
+    deletes: HashSet<String>,
+}
+
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("staged", &self.staged.len())
+            .finish()
+    }
+}
+
+impl WriteBatch {
+    fn new(config: Arc<CollectionConfig>) -> Self {
+        WriteBatch {
+            config,
+            staged: Vec::new(),
+            ids: HashSet::new(),
+            deletes: HashSet::new(),
+        }
+    }
+
+    /// Number of staged changes.
+    pub fn len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
+    /// Whether `id` exists in `snap` once this batch's changes are applied.
+    fn exists(&self, snap: &Snapshot, id: &str) -> Result<bool> {
+        if self.ids.contains(id) {
+            return Ok(true);
+        }
+        if self.deletes.contains(id) {
+            return Ok(false);
+        }
+        Ok(snap.doc_of(id)?.is_some())
+    }
+
+    /// Stages a new item; an id that exists in `snap` or in this batch is
+    /// [`Error::DuplicateId`] (checked again at commit, against what other
+    /// batches committed meanwhile).
+    pub fn add(&mut self, snap: &Snapshot, item: NewItem) -> Result<()> {
+        let stored = prepare(&self.config, item)?;
+        let id = &stored.meta.id;
+        if self.exists(snap, id)? {
+            return Err(Error::DuplicateId { id: id.clone() });
+        }
+        self.ids.insert(id.clone());
+        self.deletes.remove(id);
+        self.staged.push(Staged::Add(stored));
+        Ok(())
+    }
+
+    /// Stages new items, all or none: every item is checked (settings,
+    /// and an id that exists in `snap`, in this batch or earlier in `items`
+    /// is [`Error::DuplicateId`]) before any is staged.
+    pub fn add_many(&mut self, snap: &Snapshot, items: Vec<NewItem>) -> Result<()> {
+        let mut ready = Vec::with_capacity(items.len());
+        let mut seen = HashSet::new();
+        for item in items {
+            let stored = prepare(&self.config, item)?;
+            let id = &stored.meta.id;
+            if !seen.insert(id.clone()) || self.exists(snap, id)? {
+                return Err(Error::DuplicateId { id: id.clone() });
+            }
+            ready.push(stored);
+        }
+        for stored in ready {
+            self.ids.insert(stored.meta.id.clone());
+            self.deletes.remove(&stored.meta.id);
+            self.staged.push(Staged::Add(stored));
+        }
+        Ok(())
+    }
+
+    /// Stages an item that replaces any item with the same id.
+    pub fn upsert(&mut self, item: NewItem) -> Result<()> {
+        let stored = prepare(&self.config, item)?;
+        self.ids.insert(stored.meta.id.clone());
+        self.deletes.remove(&stored.meta.id);
+        self.staged.push(Staged::Upsert(stored));
+        Ok(())
+    }
+
+    /// Stages a new payload for the item `id`; returns whether it exists
+    /// in `snap` or in this batch.
+    pub fn set_payload(
+        &mut self,
+        snap: &Snapshot,
+        id: &str,
+        payload: &serde_json::Value,
+    ) -> Result<bool> {
+        if !self.exists(snap, id)? {
+            return Ok(false);
+        }
+        let payload = serde_json::to_string(payload).expect("json value serialises");
+        self.staged
+            .push(Staged::Payload(id.to_string(), payload.into()));
+        Ok(true)
+    }
+
+    /// Stages the deletion of `id`; returns whether it exists in `snap` or
+    /// in this batch.
+    pub fn delete(&mut self, snap: &Snapshot, id: &str) -> Result<bool> {
+        let exists = self.exists(snap, id)?;
+        if exists {
+            self.ids.remove(id);
+            self.deletes.insert(id.to_string());
+            self.staged.push(Staged::Delete(id.to_string()));
+        }
+        Ok(exists)
+    }
 }
 
 /// A collection folder, open for reading, or for reading and writing.
@@ -598,6 +802,11 @@ impl Collection {
         Self::open_inner(dir.as_ref(), false)
     }
 
+    /// Whether `dir` holds a collection (its `MANIFEST`).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(MANIFEST_FILE).is_file()
+    }
+
     /// Opens an existing collection for writing; a second writer gets [`Error::Locked`].
     pub fn open_writer(dir: impl AsRef<Path>) -> Result<Collection> {
         Self::open_inner(dir.as_ref(), true)
@@ -644,9 +853,7 @@ impl Collection {
                     _lock: lock,
                     wal,
                     manifest,
-                    staged: Vec::new(),
-                    staged_ids: HashSet::new(),
-                    staged_deletes: HashSet::new(),
+                    staged: WriteBatch::new(Arc::clone(&config)),
                 }))
             }
             None => None,
@@ -768,108 +975,21 @@ impl Collection {
             .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn prepare(&self, item: NewItem) -> Result<StoredItem> {
-        let dim = self.config.dim;
-        let what = |s: &str| format!("item `{}` {s}", item.id);
-        if item.id.is_empty() {
-            return Err(Error::InvalidInput {
-                item: "item".into(),
-                reason: "empty id".into(),
-            });
-        }
-        if item.embedding.len() != dim {
-            return Err(Error::WrongDimension {
-                what: what("embedding"),
-                expected: dim,
-                received: item.embedding.len(),
-            });
-        }
-        if !item.tokens.len().is_multiple_of(dim) {
-            return Err(Error::WrongDimension {
-                what: what("tokens"),
-                expected: dim,
-                received: item.tokens.len() % dim,
-            });
-        }
-        if item
-            .embedding
-            .iter()
-            .chain(&item.tokens)
-            .any(|x| !x.is_finite())
-        {
-            return Err(Error::InvalidInput {
-                item: item.id.clone(),
-                reason: "embedding or tokens hold NaN or infinity".into(),
-            });
-        }
-        let n_tokens = item.tokens.len() / dim;
-        if let Some([r, c]) = item.grid {
-            if r * c != n_tokens || r > u16::MAX as usize || c > u16::MAX as usize {
-                return Err(Error::InvalidInput {
-                    item: item.id.clone(),
-                    reason: format!("patch grid {r}x{c} does not match {n_tokens} tokens"),
-                });
-            }
-        }
-        let (tokens, n_tokens, grid) = if self.config.pool_factor > 1.0 && n_tokens > 1 {
-            let (pooled, n) = crate::score::pool::pool_tokens(
-                &item.tokens,
-                n_tokens,
-                dim,
-                self.config.pool_factor,
-            );
-            (pooled, n, None)
-        } else {
-            (item.tokens, n_tokens, item.grid)
-        };
-        let mut embedding = item.embedding;
-        let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm == 0.0 {
-            return Err(Error::InvalidInput {
-                item: item.id,
-                reason: "embedding is all zeros".into(),
-            });
-        }
-        embedding.iter_mut().for_each(|x| *x /= norm);
-        let block = self.config.token_dtype.encode(&tokens, dim);
-        let mut tok_block = vec![0u32; block.len() / 4];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut tok_block).copy_from_slice(&block);
-        Ok(StoredItem {
-            meta: ItemMeta {
-                id: item.id,
-                source: item.source,
-                payload: serde_json::to_string(&item.payload).expect("json value serialises"),
-                modality: item.modality,
-                n_tokens,
-                grid,
-            },
-            embedding,
-            tok_block,
-        })
+    /// A new, empty write batch of this collection (see [`WriteBatch`]).
+    pub fn batch(&self) -> WriteBatch {
+        WriteBatch::new(Arc::clone(&self.config))
     }
 
-    /// Stages a new item; an id that exists (committed or staged) is [`Error::DuplicateId`].
+    /// Stages a new item on the collection's own batch; an id that exists
+    /// (committed or staged) is [`Error::DuplicateId`].
     pub fn add(&self, item: NewItem) -> Result<()> {
-        let stored = self.prepare(item)?;
         let mut w = self.writer()?;
-        let id = &stored.meta.id;
-        if self.exists(&w, id)? {
-            return Err(Error::DuplicateId { id: id.clone() });
-        }
-        w.staged_ids.insert(id.clone());
-        w.staged_deletes.remove(id);
-        w.staged.push(Staged::Add(stored));
-        Ok(())
+        w.staged.add(&self.snapshot(), item)
     }
 
     /// Stages an item that replaces any item with the same id.
     pub fn upsert(&self, item: NewItem) -> Result<()> {
-        let stored = self.prepare(item)?;
-        let mut w = self.writer()?;
-        w.staged_ids.insert(stored.meta.id.clone());
-        w.staged_deletes.remove(&stored.meta.id);
-        w.staged.push(Staged::Upsert(stored));
-        Ok(())
+        self.writer()?.staged.upsert(item)
     }
 
     /// Stages a new payload for the item `id` (committed or staged); returns
@@ -877,58 +997,57 @@ impl Collection {
     /// in the index: only the payload is logged, and it stays in an overlay
     /// (`pay-N.bin` at checkpoints) until compaction folds it into a segment.
     pub fn update_payload(&self, id: &str, payload: serde_json::Value) -> Result<bool> {
-        let payload = serde_json::to_string(&payload).expect("json value serialises");
         let mut w = self.writer()?;
-        if !self.exists(&w, id)? {
-            return Ok(false);
-        }
-        w.staged
-            .push(Staged::Payload(id.to_string(), payload.into()));
-        Ok(true)
-    }
-
-    /// Whether `id` exists once the staged changes are applied.
-    fn exists(&self, w: &WriterState, id: &str) -> Result<bool> {
-        if w.staged_ids.contains(id) {
-            return Ok(true);
-        }
-        if w.staged_deletes.contains(id) {
-            return Ok(false);
-        }
-        Ok(self.snapshot().doc_of(id)?.is_some())
+        w.staged.set_payload(&self.snapshot(), id, &payload)
     }
 
     /// Stages the deletion of `id`; returns whether it exists (committed or staged).
     pub fn delete(&self, id: &str) -> Result<bool> {
         let mut w = self.writer()?;
-        let exists = self.exists(&w, id)?;
-        if exists {
-            w.staged_ids.remove(id);
-            w.staged_deletes.insert(id.to_string());
-            w.staged.push(Staged::Delete(id.to_string()));
-        }
-        Ok(exists)
+        w.staged.delete(&self.snapshot(), id)
     }
 
-    /// Drops every staged (uncommitted) change.
+    /// Drops every change staged on the collection's own batch.
     pub fn discard_staged(&self) -> Result<usize> {
         let mut w = self.writer()?;
-        w.staged_ids.clear();
-        w.staged_deletes.clear();
-        Ok(std::mem::take(&mut w.staged).len())
+        let fresh = self.batch();
+        Ok(std::mem::replace(&mut w.staged, fresh).len())
     }
 
-    /// Number of staged (uncommitted) changes.
+    /// Number of changes staged on the collection's own batch.
     pub fn staged(&self) -> usize {
         self.writer().map_or(0, |w| w.staged.len())
     }
 
-    /// Makes every staged change durable (WAL + fsync) and visible; may checkpoint.
+    /// Makes every change staged on the collection's own batch durable
+    /// (WAL + fsync) and visible; may checkpoint.
     pub fn commit(&self) -> Result<CommitStats> {
         let mut w = self.writer()?;
-        let staged = std::mem::take(&mut w.staged);
-        w.staged_ids.clear();
-        w.staged_deletes.clear();
+        let fresh = self.batch();
+        let batch = std::mem::replace(&mut w.staged, fresh);
+        self.commit_locked(&mut w, batch)
+    }
+
+    /// Makes a caller's batch durable (WAL + fsync) and visible; may
+    /// checkpoint. All or nothing: an added id that another batch committed
+    /// meanwhile is [`Error::DuplicateId`] and nothing of the batch is
+    /// written.
+    pub fn commit_batch(&self, batch: WriteBatch) -> Result<CommitStats> {
+        if !Arc::ptr_eq(&batch.config, &self.config) {
+            return Err(Error::InvalidConfig {
+                name: "batch".into(),
+                reason: format!(
+                    "the batch was made by another collection than {}",
+                    self.dir.display()
+                ),
+            });
+        }
+        let mut w = self.writer()?;
+        self.commit_locked(&mut w, batch)
+    }
+
+    fn commit_locked(&self, w: &mut WriterState, batch: WriteBatch) -> Result<CommitStats> {
+        let staged = batch.staged;
         if staged.is_empty() {
             return Ok(CommitStats::default());
         }
@@ -945,9 +1064,15 @@ impl Collection {
         let mut ops = Vec::with_capacity(staged.len());
         let mut stats = CommitStats::default();
         for s in staged {
+            let fresh_id = matches!(s, Staged::Add(_));
             match s {
                 Staged::Add(item) | Staged::Upsert(item) => {
-                    if let Some(old) = lookup(&overlay, &item.meta.id)? {
+                    let old = lookup(&overlay, &item.meta.id)?;
+                    if fresh_id && old.is_some() {
+                        // Another batch committed this id after it was staged.
+                        return Err(Error::DuplicateId { id: item.meta.id });
+                    }
+                    if let Some(old) = old {
                         ops.push(Op::Delete(old));
                         stats.deleted += 1;
                     }
@@ -982,7 +1107,7 @@ impl Collection {
         let due = fresh.mem.len() >= threshold || fresh.mem_bytes >= self.config.checkpoint_bytes;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         if due {
-            self.checkpoint_locked(&mut w)?;
+            self.checkpoint_locked(w)?;
             stats.checkpointed = true;
         }
         Ok(stats)
@@ -1375,7 +1500,7 @@ fn cleanup(dir: &Path, manifest: &Manifest) -> Result<()> {
             || name.ends_with(".tmp");
         if ours && !keep.contains(&name) {
             let path = entry.path();
-            super::io::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            crate::format::io::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
     format::sync_dir(dir).map_err(|e| Error::io(dir, e))

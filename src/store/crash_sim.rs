@@ -18,9 +18,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use super::io::rec::{self, Op};
 use super::{Collection, CollectionConfig, NewItem};
 use crate::bundle::Modality;
+use crate::format::io::rec::{self, Op};
 
 const SECTOR: u64 = 512;
 

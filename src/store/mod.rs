@@ -22,16 +22,16 @@
 //! never changes one a reader holds.
 
 mod collection;
-pub mod format;
-pub(crate) mod io;
 
 #[cfg(test)]
 mod crash_sim;
-pub mod segment;
+pub(crate) mod segment;
 pub mod tokens;
-pub mod wal;
+pub(crate) mod wal;
 
-pub use collection::{Collection, CollectionConfig, CollectionInfo, RepairReport, Snapshot};
+pub use collection::{
+    Collection, CollectionConfig, CollectionInfo, CommitStats, RepairReport, Snapshot, WriteBatch,
+};
 pub use tokens::TokenDtype;
 
 use crate::bundle::Modality;
@@ -98,23 +98,6 @@ impl NewItem {
         }
     }
 
-    /// From an encoder's output.
-    pub fn from_encoded(
-        id: impl Into<String>,
-        modality: Modality,
-        encoded: crate::encoder::Encoded,
-    ) -> Self {
-        NewItem {
-            id: id.into(),
-            modality,
-            source: String::new(),
-            payload: serde_json::Value::Null,
-            embedding: encoded.embedding,
-            tokens: encoded.tokens,
-            grid: encoded.grid,
-        }
-    }
-
     /// Sets the token matrix.
     pub fn with_tokens(mut self, tokens: Vec<f32>, grid: Option<[usize; 2]>) -> Self {
         self.tokens = tokens;
@@ -133,4 +116,12 @@ impl NewItem {
         self.source = source.into();
         self
     }
+}
+
+/// Replays the write-ahead log at `path` for items of `dim` floats and
+/// returns how many bytes of it are valid: the fuzz target's entry point
+/// (the log itself is private).
+#[doc(hidden)]
+pub fn fuzz_wal_replay(path: &std::path::Path, dim: usize) -> crate::Result<u64> {
+    wal::replay(path, dim).map(|r| r.valid_len)
 }

@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::sys::Mapped;
 use bytemuck::{Pod, Zeroable};
 
-use super::format::{self, corrupt, Dec, Enc};
 use super::tokens::TokenDtype;
 use super::{ItemMeta, StoredItem};
 use crate::bundle::Modality;
 use crate::error::{Error, Result};
+use crate::format::{self, corrupt, Dec, Enc};
 use crate::index::DocId;
 use crate::score::TokensRef;
 
@@ -179,16 +179,6 @@ impl SegmentWriter {
             tok: body("tok", b"STOK")?,
             meta: body("meta", b"SMET")?,
         })
-    }
-
-    /// Items pushed so far.
-    pub fn len(&self) -> usize {
-        self.idx.len()
-    }
-
-    /// Whether nothing was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.idx.is_empty()
     }
 
     /// Appends one item (the next doc id of the segment).
@@ -363,11 +353,6 @@ impl Segment {
         bytemuck::cast_slice(self.body(0))
     }
 
-    /// The segment's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// First doc id.
     pub fn first_doc(&self) -> DocId {
         self.first_doc
@@ -376,11 +361,6 @@ impl Segment {
     /// Number of items (deleted ones included).
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// True when it holds no items.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Global embedding of local item `i`, crc-checked.

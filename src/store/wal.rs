@@ -30,11 +30,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::format::{self, corrupt, Dec, Enc};
-use super::io::WFile;
 use super::segment::{decode_meta, encode_meta, modality_code, modality_from};
 use super::{ItemMeta, StoredItem};
 use crate::error::{Error, Result};
+use crate::format::io::WFile;
+use crate::format::{self, corrupt, Dec, Enc};
 use crate::index::DocId;
 
 const KIND: &[u8; 4] = b"WLOG";
@@ -140,16 +140,6 @@ impl WalWriter {
         }
         self.len += buf.len() as u64;
         Ok(())
-    }
-
-    /// Bytes in the log.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// True when only the header is there.
-    pub fn is_empty(&self) -> bool {
-        self.len <= format::HEADER_LEN as u64
     }
 }
 

@@ -1,6 +1,8 @@
 //! x86_64 SIMD kernels. ALL `unsafe` pointer code of the score module is
-//! here; every function is `#[target_feature]` and must only be called after
-//! run-time detection (see `Kernel::is_supported`).
+//! here. The raw kernels are private `#[target_feature]` functions over
+//! slices; `score` (which owns dispatch and scratch, `score/x86.rs`) calls
+//! the safe wrappers at the end of this file, which check the CPU features
+//! first.
 //!
 //! Layout: the query is transposed so that one SIMD register holds one
 //! coordinate of 16 (AVX-512) or 8 (AVX2) query rows. A doc coordinate is
@@ -18,8 +20,6 @@
 
 use core::arch::x86_64::*;
 use core::ptr;
-
-use crate::score::{sized, Kernel, MaxSimScratch, TokensRef};
 
 /// Shape/scale arguments of the `i8` kernels.
 pub(crate) struct I8Args<'a> {
@@ -62,7 +62,7 @@ fn mask16(nq: usize, b: usize) -> u16 {
 
 /// f16 -> f32 for a whole slice (`dst.len() <= src.len()`).
 #[target_feature(enable = "avx512f")]
-pub(crate) fn f16_to_f32_avx512(src: &[u16], dst: &mut [f32]) {
+fn f16_to_f32_avx512(src: &[u16], dst: &mut [f32]) -> usize {
     let n = dst.len();
     assert!(src.len() >= n);
     let mut i = 0;
@@ -74,9 +74,7 @@ pub(crate) fn f16_to_f32_avx512(src: &[u16], dst: &mut [f32]) {
         }
         i += 16;
     }
-    for (o, &h) in dst[i..].iter_mut().zip(&src[i..n]) {
-        *o = crate::score::f16_bits_to_f32(h);
-    }
+    i
 }
 
 /// Accumulators of a `QB x DB` tile over the full dimension.
@@ -176,7 +174,7 @@ fn group16_f32<const QB: usize>(
 /// f32 kernel. `qt`: query transposed `[ceil(nq/16)][dim][16]` (zero padded);
 /// writes `qmax[..ceil(nq/16)*16]` (lanes >= nq are garbage) and `dmax[..nd]`.
 #[target_feature(enable = "avx512f")]
-pub(crate) fn f32_avx512(
+fn f32_avx512(
     qt: &[f32],
     nq: usize,
     doc: &[f32],
@@ -224,7 +222,7 @@ pub(crate) fn f32_avx512(
 /// Per-row sums of `out.len()` i8 rows of `dim` values (AVX-512BW
 /// `vpsadbw` on `d ^ 0x80 = d + 128`, then minus `128 * dim`).
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(crate) fn row_sums_i8_avx512(data: &[i8], dim: usize, out: &mut [i32]) {
+fn row_sums_i8_avx512(data: &[i8], dim: usize, out: &mut [i32]) {
     assert!(data.len() >= out.len() * dim);
     let bias = _mm512_set1_epi8(i8::MIN);
     let zero = _mm512_setzero_si512();
@@ -356,7 +354,7 @@ fn group16_i8<const QB: usize>(
 /// `qscale`: `[nq/16 * 16]`; `doc`: rows of `doc_stride` (zero padded);
 /// `dsum`: per doc row sum of its i8 values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(crate) fn i8_avx512(
+fn i8_avx512(
     qt: &[u8],
     qscale: &[f32],
     doc: &[i8],
@@ -427,7 +425,7 @@ fn hmax8(v: __m256) -> f32 {
 
 /// f16 -> f32 for a whole slice (`dst.len() <= src.len()`).
 #[target_feature(enable = "avx2,f16c")]
-pub(crate) fn f16_to_f32_f16c(src: &[u16], dst: &mut [f32]) {
+fn f16_to_f32_f16c(src: &[u16], dst: &mut [f32]) -> usize {
     let n = dst.len();
     assert!(src.len() >= n);
     let mut i = 0;
@@ -439,9 +437,7 @@ pub(crate) fn f16_to_f32_f16c(src: &[u16], dst: &mut [f32]) {
         }
         i += 8;
     }
-    for (o, &h) in dst[i..].iter_mut().zip(&src[i..n]) {
-        *o = crate::score::f16_bits_to_f32(h);
-    }
+    i
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -538,7 +534,7 @@ fn group8_f32<const QB: usize>(
 
 /// f32 kernel (AVX2+FMA). `qt`: `[ceil(nq/8)][dim][8]` (zero padded).
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn f32_avx2(
+fn f32_avx2(
     qt: &[f32],
     nq: usize,
     doc: &[f32],
@@ -677,7 +673,7 @@ fn group8_i16<const QB: usize>(
 /// i8 kernel (AVX2, `vpmaddwd`). `qt`: `[nq/8][dim2][8][2]` i16 (padding 0);
 /// `doc`: i16 rows of `doc_stride` (zero padded).
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn i8_avx2(
+fn i8_avx2(
     qt: &[i16],
     qscale: &[f32],
     doc: &[i16],
@@ -724,6 +720,110 @@ pub(crate) fn i8_avx2(
     }
 }
 
+// ------------------------------------------------------- safe wrappers
+
+/// Whether the AVX-512 kernels (F + BW + VNNI) can run.
+pub(crate) fn has_avx512() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vnni")
+}
+
+/// Whether the AVX2 kernels (AVX2 + FMA + F16C) can run.
+pub(crate) fn has_avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+fn need(ok: bool, what: &str) {
+    assert!(ok, "{what} kernel called on a CPU without it");
+}
+
+/// f16 -> f32 of `dst.len()` values, 16 (`wide`) or 8 at a time; returns
+/// how many were converted (the caller converts the tail).
+pub(crate) fn f16_to_f32(wide: bool, src: &[u16], dst: &mut [f32]) -> usize {
+    if wide {
+        need(has_avx512(), "AVX-512");
+        // SAFETY: the features were checked just above.
+        unsafe { f16_to_f32_avx512(src, dst) }
+    } else {
+        need(has_avx2(), "AVX2");
+        // SAFETY: the features were checked just above.
+        unsafe { f16_to_f32_f16c(src, dst) }
+    }
+}
+
+/// The f32 max-sim kernel: `qt` is the query transposed in blocks of 16
+/// (`wide`) or 8 rows; writes the per-query and per-doc-row maxima.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn maxsim_f32(
+    wide: bool,
+    qt: &[f32],
+    nq: usize,
+    doc: &[f32],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    if wide {
+        need(has_avx512(), "AVX-512");
+        // SAFETY: the features were checked just above.
+        unsafe { f32_avx512(qt, nq, doc, nd, dim, qmax, dmax) }
+    } else {
+        need(has_avx2(), "AVX2");
+        // SAFETY: the features were checked just above.
+        unsafe { f32_avx2(qt, nq, doc, nd, dim, qmax, dmax) }
+    }
+}
+
+/// Per-row sums of i8 rows (AVX-512BW).
+pub(crate) fn row_sums_i8(data: &[i8], dim: usize, out: &mut [i32]) {
+    need(has_avx512(), "AVX-512");
+    // SAFETY: the features were checked just above.
+    unsafe { row_sums_i8_avx512(data, dim, out) }
+}
+
+/// The i8 max-sim kernel with VNNI (see `i8_avx512` for the layouts).
+pub(crate) fn maxsim_i8_vnni(
+    qt: &[u8],
+    qscale: &[f32],
+    doc: &[i8],
+    dsum: &[i32],
+    a: &I8Args<'_>,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    need(has_avx512(), "AVX-512");
+    // SAFETY: the features were checked just above.
+    unsafe { i8_avx512(qt, qscale, doc, dsum, a, qmax, dmax) }
+}
+
+/// The i8 max-sim kernel with AVX2 `vpmaddwd` (see `i8_avx2`).
+pub(crate) fn maxsim_i8_madd(
+    qt: &[i16],
+    qscale: &[f32],
+    doc: &[i16],
+    a: &I8Args<'_>,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    need(has_avx2(), "AVX2");
+    // SAFETY: the features were checked just above.
+    unsafe { i8_avx2(qt, qscale, doc, a, qmax, dmax) }
+}
+
+/// Dot product of two f32 slices (over the shorter length) with AVX2 + FMA.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    need(
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+        "AVX2",
+    );
+    // SAFETY: the features were checked just above.
+    unsafe { dot_avx2(a, b) }
+}
+
 // ------------------------------------------------------- test-only helpers
 
 /// Hardware `vcvtph2ps` of one half (test oracle). Caller must have checked
@@ -751,127 +851,12 @@ pub(crate) fn hw_f32_to_f16(x: f32) -> u16 {
     unsafe { inner(x) }
 }
 
-/// x86 dispatch. `kernel` must be `Avx2` or `Avx512` and supported by the CPU
-/// (checked by the caller via [`Kernel::is_supported`]).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn run_x86(
-    kernel: Kernel,
-    query: &[f32],
-    nq: usize,
-    nd: usize,
-    doc: TokensRef<'_>,
-    dim: usize,
-    s: &mut MaxSimScratch,
-) {
-    let _ = query; // the query is read through the scratch's cached forms
-    assert!(kernel.is_supported() && kernel != Kernel::Portable);
-    let wide = kernel == Kernel::Avx512;
-    let lanes = if wide { 16 } else { 8 };
-    sized(&mut s.qmax, nq.div_ceil(lanes) * lanes);
-    sized(&mut s.dmax, nd);
-    match doc {
-        TokensRef::F32(_) | TokensRef::F16(_) => {
-            s.prep_transposed(lanes);
-            let d: &[f32] = match doc {
-                TokensRef::F32(d) => d,
-                TokensRef::F16(bits) => {
-                    let out = sized(&mut s.doc_f32, nd * dim);
-                    if wide {
-                        // SAFETY: Avx512 support (incl. avx512f) was checked above.
-                        unsafe { f16_to_f32_avx512(bits, out) }
-                    } else {
-                        // SAFETY: Avx2 support (incl. f16c) was checked above.
-                        unsafe { f16_to_f32_f16c(bits, out) }
-                    }
-                    &s.doc_f32
-                }
-                TokensRef::I8 { .. } => unreachable!(),
-            };
-            if wide {
-                // SAFETY: Avx512 support (avx512f) was checked above.
-                unsafe { f32_avx512(&s.qt16, nq, d, nd, dim, &mut s.qmax, &mut s.dmax) }
-            } else {
-                // SAFETY: Avx2 support (avx2, fma) was checked above.
-                unsafe { f32_avx2(&s.qt8, nq, d, nd, dim, &mut s.qmax, &mut s.dmax) }
-            }
-        }
-        TokensRef::I8 { data, scales } => {
-            if wide {
-                s.prep_vnni();
-                let dim4 = dim.div_ceil(4);
-                let stride = dim4 * 4;
-                let d: &[i8] = if stride == dim {
-                    data
-                } else {
-                    let out = sized(&mut s.doc_i8, nd * stride);
-                    for (o, r) in out.chunks_exact_mut(stride).zip(data.chunks_exact(dim)) {
-                        o[..dim].copy_from_slice(r);
-                        o[dim..].fill(0);
-                    }
-                    &s.doc_i8
-                };
-                let sums = sized(&mut s.doc_sum, nd);
-                // SAFETY: Avx512 support (avx512f/bw) was checked above.
-                unsafe { row_sums_i8_avx512(data, dim, sums) };
-                let args = I8Args {
-                    nq,
-                    nd,
-                    dimg: dim4,
-                    doc_stride: stride,
-                    doc_scale: scales,
-                };
-                // SAFETY: Avx512 support (avx512f/bw/vnni) was checked above.
-                unsafe {
-                    i8_avx512(
-                        &s.qt_u8,
-                        &s.qs16,
-                        d,
-                        &s.doc_sum,
-                        &args,
-                        &mut s.qmax,
-                        &mut s.dmax,
-                    )
-                }
-            } else {
-                s.prep_madd();
-                let dim2 = dim.div_ceil(2);
-                let stride = dim2 * 2;
-                let out = sized(&mut s.doc_i16, nd * stride);
-                for (o, r) in out.chunks_exact_mut(stride).zip(data.chunks_exact(dim)) {
-                    for (a, &b) in o.iter_mut().zip(r) {
-                        *a = i16::from(b);
-                    }
-                    o[dim..].fill(0);
-                }
-                let args = I8Args {
-                    nq,
-                    nd,
-                    dimg: dim2,
-                    doc_stride: stride,
-                    doc_scale: scales,
-                };
-                // SAFETY: Avx2 support (avx2, fma) was checked above.
-                unsafe {
-                    i8_avx2(
-                        &s.qt_i16,
-                        &s.qs8,
-                        &s.doc_i16,
-                        &args,
-                        &mut s.qmax,
-                        &mut s.dmax,
-                    )
-                }
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------- dot product
 
 /// Dot product of two equal-length f32 slices with AVX2 + FMA: four
 /// 8-lane accumulators, then a scalar tail.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc = [_mm256_setzero_ps(); 4];

@@ -24,7 +24,7 @@ impl Server {
     /// `weft --models-dir MODELS --collections-dir COLLECTIONS serve --bind
     /// 127.0.0.1:0 ARGS...`, once it says where it listens.
     pub fn start_in(models: &Path, collections: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        let mut child = Command::new(weft_bin())
             .arg("--models-dir")
             .arg(models)
             .arg("--collections-dir")
@@ -226,4 +226,15 @@ pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         }
     }
     b
+}
+
+/// The `weft` binary (built for the tests that declare `required-features`).
+#[allow(dead_code)]
+pub fn weft_bin() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_weft") {
+        Some(bin) => bin,
+        None => panic!(
+            "the weft binary is built with --features server (scripts/test.sh uses --all-features)"
+        ),
+    }
 }

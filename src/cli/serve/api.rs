@@ -18,13 +18,12 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use weft::bundle::Modality;
-use weft::classify::{Classifier, ClassifyOptions, MultiLabel};
+use weft::classify::{ClassifyOptions, MultiLabel};
 use weft::index::HnswParams;
-use weft::search::{search, Filter, Query, Scorer, SearchOptions, SearchScratch};
-use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
+use weft::search::{Filter, Query, Scorer, SearchOptions};
+use weft::store::TokenDtype;
+use weft::{Content, CreateOptions, Engine, SearchQuery};
 
-use super::batcher::OwnedInput;
 use super::once_map::blocking;
 use super::{bump, ApiError, State};
 
@@ -218,7 +217,7 @@ impl InputSpec {
         state: &State,
         at: &str,
         budget: &mut Budget,
-    ) -> Result<(OwnedInput, Option<String>), ApiError> {
+    ) -> Result<(Content, Option<String>), ApiError> {
         let (input, smiles) = self.resolve_unchecked(state, at)?;
         budget.charge(state, &input, at)?;
         Ok((input, smiles))
@@ -228,7 +227,7 @@ impl InputSpec {
         self,
         state: &State,
         at: &str,
-    ) -> Result<(OwnedInput, Option<String>), ApiError> {
+    ) -> Result<(Content, Option<String>), ApiError> {
         if self.given() != 1 {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -237,10 +236,10 @@ impl InputSpec {
             ));
         }
         if let Some(t) = self.text {
-            return Ok((OwnedInput::Text(t), None));
+            return Ok((Content::Text(t), None));
         }
         if let Some(s) = self.smiles {
-            return Ok((OwnedInput::Smiles(s.clone()), Some(s)));
+            return Ok((Content::Smiles(s.clone()), Some(s)));
         }
         if let Some(b) = self.image_base64 {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -253,7 +252,7 @@ impl InputSpec {
                     )
                 })?;
             return Ok((
-                OwnedInput::Image {
+                Content::ImageBytes {
                     name: format!("{at}.image_base64"),
                     bytes,
                 },
@@ -272,10 +271,10 @@ impl InputSpec {
         let kind = weft::ingest::SourceKind::of(&path);
         match kind {
             Some(weft::ingest::SourceKind::Image) => {
-                Ok((OwnedInput::Image { name: p, bytes }, None))
+                Ok((Content::ImageBytes { name: p, bytes }, None))
             }
             Some(weft::ingest::SourceKind::Text) => Ok((
-                OwnedInput::Text(String::from_utf8_lossy(&bytes).into_owned()),
+                Content::Text(String::from_utf8_lossy(&bytes).into_owned()),
                 None,
             )),
             _ => Err(ApiError::new(
@@ -304,11 +303,11 @@ impl Budget {
 
     /// Refuses (413) an input over the text limit or past the pixel budget,
     /// before anything is tokenized or decoded.
-    fn charge(&mut self, state: &State, input: &OwnedInput, at: &str) -> Result<(), ApiError> {
+    fn charge(&mut self, state: &State, input: &Content, at: &str) -> Result<(), ApiError> {
         let too_large =
             |msg: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg);
         match input {
-            OwnedInput::Text(t) | OwnedInput::Smiles(t) => {
+            Content::Text(t) | Content::Smiles(t) => {
                 let max = state.config.max_text_bytes;
                 if t.len() > max {
                     return Err(too_large(format!(
@@ -317,7 +316,7 @@ impl Budget {
                     )));
                 }
             }
-            OwnedInput::Image { bytes, .. } => {
+            Content::ImageBytes { bytes, .. } => {
                 // Only the header is read; a file that does not parse is
                 // left to the decoder, which names the problem.
                 if let Some(info) = weft::encoder::image::header_info(bytes) {
@@ -340,6 +339,15 @@ impl Budget {
                     self.pixels -= px;
                     self.bytes -= info.decoded_bytes;
                 }
+            }
+            // Paths are read into bytes (under the roots) before they are
+            // charged; one that reached here would skip the budget.
+            Content::ImagePath(_) => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("{at}: an image path reached the budget unread"),
+                ))
             }
         }
         Ok(())
@@ -410,14 +418,10 @@ fn lexical_absolute(p: &Path) -> PathBuf {
 async fn encode_one(
     state: &State,
     bundle: &weft::bundle::Bundle,
-    input: OwnedInput,
+    input: Content,
 ) -> Result<weft::encoder::Encoded, ApiError> {
-    let batcher = state.batcher(bundle).await?;
-    let mut out = batcher
-        .encode(vec![input])
-        .await
-        .map_err(|_| ApiError::busy())?;
-    Ok(out.remove(0)?)
+    let mut out = state.engine.submit(bundle, vec![input])?.await;
+    Ok(out.pop().expect("one result per input")?)
 }
 
 // ---------------------------------------------------------------- handlers
@@ -432,11 +436,13 @@ async fn health(
     }
     let models: Vec<Value> = {
         state
-            .batchers
+            .bundles
             .opened()
             .into_iter()
             .flat_map(|(_, b)| {
-                b.providers()
+                state
+                    .engine
+                    .providers(&b)
                     .iter()
                     .map(|(m, prov)| json!({"modality": m, "provider": prov.to_string()}))
                     .collect::<Vec<_>>()
@@ -450,13 +456,14 @@ async fn health(
         .map(|(name, _)| name)
         .collect();
     open.sort();
+    let runtime = state.engine.runtime()?;
     ok(
         StatusCode::OK,
         json!({
             "status": "ok",
             "weft_version": env!("CARGO_PKG_VERSION"),
-            "onnxruntime": { "version": state.runtime.version(), "library": state.runtime.library(), "available_providers": state.runtime.available_providers() },
-            "device": format!("{:?}", state.config.encoder.session.device),
+            "onnxruntime": { "version": runtime.version(), "library": runtime.library(), "available_providers": runtime.available_providers() },
+            "device": format!("{:?}", state.engine.session_options().device),
             "models_loaded": models,
             "collections_open": open,
         }),
@@ -465,6 +472,7 @@ async fn health(
 
 async fn metrics(Axs(state): Axs<Shared>) -> Response {
     let m = &state.metrics;
+    let batch = state.engine.batch_stats();
     let body = format!(
         "# HELP weft_requests_total HTTP requests.\n# TYPE weft_requests_total counter\nweft_requests_total {}\n\
          # HELP weft_errors_total HTTP error responses by class.\n# TYPE weft_errors_total counter\nweft_errors_total{{class=\"4xx\"}} {}\nweft_errors_total{{class=\"5xx\"}} {}\n\
@@ -480,9 +488,9 @@ async fn metrics(Axs(state): Axs<Shared>) -> Response {
         m.searches.load(Relaxed),
         m.adds.load(Relaxed),
         m.latency_us_sum.load(Relaxed) as f64 / 1e6,
-        m.batch.batches.load(Relaxed),
-        m.batch.items.load(Relaxed),
-        m.batch.cancelled.load(Relaxed),
+        batch.batches.load(Relaxed),
+        batch.items.load(Relaxed),
+        batch.cancelled.load(Relaxed),
     );
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
@@ -526,7 +534,7 @@ async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .filter(|e| e.path().join("MANIFEST").exists())
+                .filter(|e| Engine::is_collection(e.path()))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -536,11 +544,12 @@ async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
     // read without their writer lock (a listing must not lock a CLI out).
     let open: HashMap<String, Arc<super::Open>> = state.collections.opened().into_iter().collect();
     let dir = dir.clone();
+    let engine = state.engine.clone();
     let listed = tokio::task::spawn_blocking(move || {
         for name in names {
             let info = match open.get(&name) {
                 Some(o) => Ok(o.collection.info()),
-                None => Collection::open(dir.join(&name)).map(|c| c.info()),
+                None => engine.open_read_only(dir.join(&name)).map(|c| c.info()),
             };
             match info {
                 Ok(info) => out.push(json!({
@@ -577,7 +586,7 @@ async fn create_collection(
     let req: CreateReq = parse(body)?;
     State::collection_name(&req.name)?;
     let path = state.config.collections_dir.join(&req.name);
-    if path.join("MANIFEST").exists() {
+    if Engine::is_collection(&path) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "exists",
@@ -591,14 +600,17 @@ async fn create_collection(
         .with_m(req.m.unwrap_or(d.m))
         .with_ef_construction(req.ef_construction.unwrap_or(d.ef_construction))
         .with_ef_search(req.ef_search.unwrap_or(d.ef_search));
-    let config = CollectionConfig::for_bundle(&bundle)
-        .with_token_dtype(dtype)
-        .with_hnsw(hnsw);
-    let collection = blocking(move || Ok(Collection::create(&path, config)?)).await?;
+    let options = CreateOptions {
+        token_dtype: Some(dtype),
+        hnsw: Some(hnsw),
+        ..Default::default()
+    };
+    let (engine, b) = (state.engine.clone(), bundle.clone());
+    let collection = blocking(move || Ok(engine.create_for(&path, b, &options)?)).await?;
     let info = collection.info();
     state
         .collections
-        .insert(&req.name, Arc::new(super::Open::new(collection, bundle)));
+        .insert(&req.name, Arc::new(super::Open { collection, bundle }));
     ok(
         StatusCode::CREATED,
         json!({ "name": req.name, "info": info }),
@@ -635,7 +647,6 @@ async fn compact(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> Api
     let open = state.collection(&name).await?;
     let before = open.collection.info();
     tokio::task::spawn_blocking(move || {
-        let _writes = open.writes.lock().unwrap_or_else(|e| e.into_inner());
         open.collection.compact().map(|_| open.collection.info())
     })
         .await
@@ -709,16 +720,11 @@ async fn add_items(
         };
         let source = spec.path.clone().unwrap_or_default();
         let (input, smiles) = spec.resolve(&state, &at, &mut budget)?;
-        let modality = match &input {
-            OwnedInput::Text(_) => Modality::Text,
-            OwnedInput::Smiles(_) => Modality::Molecule,
-            OwnedInput::Image { .. } => Modality::Image,
-        };
+        let modality = input.modality();
         inputs.push(input);
         metas.push((item.id, modality, payload, smiles, source));
     }
-    let batcher = state.batcher(&open.bundle).await?;
-    let encoded = batcher.encode(inputs).await.map_err(|_| ApiError::busy())?;
+    let encoded = state.engine.submit(&open.bundle, inputs)?.await;
     // All or nothing: one bad item fails the request and nothing is added.
     let mut items = Vec::with_capacity(encoded.len());
     for (i, (r, (id, modality, mut payload, smiles, source))) in
@@ -735,7 +741,7 @@ async fn add_items(
             payload["smiles"] = Value::String(s);
         }
         items.push(
-            NewItem::from_encoded(id, modality, e)
+            e.into_item(id, modality)
                 .with_payload(payload)
                 .with_source(source),
         );
@@ -743,19 +749,19 @@ async fn add_items(
     let n = items.len();
     let upsert = req.upsert;
     let ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
-    let open2 = Arc::clone(&open);
+    let collection = open.collection.clone();
     let result = tokio::task::spawn_blocking(move || -> weft::Result<()> {
-        let _writes = open2.writes.lock().unwrap_or_else(|e| e.into_inner());
-        let c = &open2.collection;
+        // This request's own batch: an error drops it, and no other
+        // request's staged items with it.
+        let mut batch = collection.batch();
         for item in items {
-            let r = if upsert { c.upsert(item) } else { c.add(item) };
-            if let Err(e) = r {
-                // Drop the staged part of this request before reporting.
-                let _ = c.discard_staged();
-                return Err(e);
+            if upsert {
+                batch.upsert_item(item)?;
+            } else {
+                batch.add_item(item)?;
             }
         }
-        c.commit().map(|_| ())
+        batch.commit().map(|_| ())
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
@@ -791,10 +797,7 @@ async fn delete_item(
 ) -> ApiResult {
     let open = state.collection(&name).await?;
     let found = tokio::task::spawn_blocking(move || -> weft::Result<bool> {
-        let _writes = open.writes.lock().unwrap_or_else(|e| e.into_inner());
-        let found = open.collection.delete(&id)?;
-        open.collection.commit()?;
-        Ok(found)
+        Ok(open.collection.delete(&[id])? > 0)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
@@ -857,10 +860,8 @@ async fn search_handler(
             "give exactly one query: `text`, `smiles`, `image_base64`, `path`, `id` or `vector`",
         ));
     }
-    let snap = open.collection.snapshot();
-    let (query, exclude) = if let Some(id) = &req.id {
-        let (q, doc) = Query::from_item(&snap, id)?;
-        (q, Some(doc))
+    let query = if let Some(id) = req.id {
+        SearchQuery::Id(id)
     } else if let Some(v) = req.vector {
         let tokens: Vec<f32> = req
             .tokens
@@ -868,26 +869,26 @@ async fn search_handler(
             .into_iter()
             .flatten()
             .collect();
-        (Query::new(v, tokens), None)
+        SearchQuery::Query(Query::new(v, tokens))
     } else {
         let (input, smiles) = spec.resolve(&state, "query", &mut Budget::new(&state))?;
         let mut q = Query::from_encoded(encode_one(&state, &open.bundle, input).await?);
         if let Some(s) = smiles {
             q = q.with_smiles(s);
         }
-        (q, None)
+        SearchQuery::Query(q)
     };
     let opts = SearchOptions::default()
         .with_k(k)
         .with_scorer(scorer)
         .with_filter(filter)
-        .with_explain(req.explain)
-        .with_exclude(exclude);
-    let hits = tokio::task::spawn_blocking(move || {
-        search(&snap, &query, &opts, &mut SearchScratch::new())
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))??;
+        .with_explain(req.explain);
+    let collection = open.collection.clone();
+    let hits = tokio::task::spawn_blocking(move || collection.search(query, &opts))
+        .await
+        .map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        })??;
     bump(&state.metrics.searches);
     ok(StatusCode::OK, json!({ "hits": hits }))
 }
@@ -964,32 +965,14 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
     check_prompts(&state, &req.labels, &templates)?;
     weft::classify::validate(&req.labels, &templates)?;
     let query = Query::from_encoded(encode_one(&state, &bundle, input).await?);
-    let classifier = {
-        let (runtime, b, encoder, labels) = (
-            Arc::clone(&state.runtime),
-            bundle.clone(),
-            state.config.encoder.clone(),
-            Arc::clone(&state.labels),
-        );
-        state
-            .classifiers
-            .get_or_open(bundle.hash(), move || {
-                blocking(move || {
-                    let enc = weft::encoder::BundleEncoders::new(runtime, b, encoder)?;
-                    Ok(Arc::new(tokio::sync::Mutex::new(Classifier::with_cache(
-                        enc, labels,
-                    ))))
-                })
-            })
-            .await?
-    };
-    let mut guard = classifier.lock_owned().await;
     let labels = req.labels;
-    let result = tokio::task::spawn_blocking(move || guard.classify_query(&query, &labels, &opts))
-        .await
-        .map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-        })??;
+    let engine = state.engine.clone();
+    let result =
+        tokio::task::spawn_blocking(move || engine.classify_query(&bundle, &query, &labels, &opts))
+            .await
+            .map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })??;
     ok(
         StatusCode::OK,
         serde_json::to_value(result).unwrap_or(Value::Null),
@@ -1059,12 +1042,7 @@ async fn embed(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> 
                 .0,
         );
     }
-    let encoded = state
-        .batcher(&bundle)
-        .await?
-        .encode(inputs)
-        .await
-        .map_err(|_| ApiError::busy())?;
+    let encoded = state.engine.submit(&bundle, inputs)?.await;
     let dim = bundle.dim();
     let mut items = Vec::new();
     for (i, r) in encoded.into_iter().enumerate() {

@@ -6,25 +6,20 @@
 //! server itself. An add is acknowledged after its commit is durable.
 
 mod api;
-mod batcher;
 mod once_map;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use weft::bundle::{self, Bundle};
-use weft::classify::LabelCache;
-use weft::encoder::EncoderOptions;
-use weft::runtime::{Runtime, RuntimeOptions};
-use weft::store::Collection;
+use weft::bundle::Bundle;
+use weft::{Collection, Engine};
 
-use batcher::{BatchStats, Batcher};
 use once_map::{blocking, OnceMap};
 
 /// Settings of the daemon.
@@ -38,13 +33,8 @@ pub struct ServeConfig {
     /// paths clients write under it in the first, by-name check).
     pub roots_as_given: Vec<PathBuf>,
     pub collections_dir: PathBuf,
-    pub bundle_dirs: Vec<PathBuf>,
-    pub runtime: RuntimeOptions,
-    pub encoder: EncoderOptions,
     pub max_body_bytes: usize,
     pub timeout: Duration,
-    pub max_batch: usize,
-    pub max_wait: Duration,
     pub default_bundle: String,
     /// Most labels in one /classify request.
     pub max_labels: usize,
@@ -55,8 +45,6 @@ pub struct ServeConfig {
     /// Most decoded bytes (pixels x channels x bytes per channel) of all
     /// images in one request.
     pub max_request_decoded_bytes: u64,
-    /// Capacity of the label embedding cache.
-    pub label_cache_bytes: u64,
 }
 
 /// An API error: status, stable code, message naming the field or input.
@@ -88,7 +76,7 @@ impl ApiError {
                 "busy",
                 format!(
                     "the encoder queue is full ({} requests waiting); retry after a second",
-                    batcher::QUEUE_JOBS
+                    weft::engine::QUEUE_JOBS
                 ),
             )
         }
@@ -102,7 +90,7 @@ impl ApiError {
 impl From<weft::Error> for ApiError {
     fn from(e: weft::Error) -> Self {
         use weft::Error as E;
-        let (status, code) = match &e {
+        let (status, code) = match e.underlying() {
             E::NotFound { .. } | E::BundleNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             E::InvalidInput { .. } | E::WrongDimension { .. } | E::MissingEncoder { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input")
@@ -112,6 +100,7 @@ impl From<weft::Error> for ApiError {
             E::BundleMismatch { .. } => (StatusCode::CONFLICT, "bundle_mismatch"),
             E::Locked { .. } => (StatusCode::CONFLICT, "locked"),
             E::Corrupted { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "corrupted"),
+            E::Busy { .. } => return ApiError::busy(),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         ApiError::new(status, code, e.to_string())
@@ -133,7 +122,7 @@ fn redact(message: &str) -> String {
     out
 }
 
-fn set_redactions(config: &ServeConfig) {
+fn set_redactions(config: &ServeConfig, models_dirs: &[PathBuf]) {
     let mut pairs: Vec<(String, &'static str)> = Vec::new();
     let mut add = |p: &std::path::Path, label: &'static str| {
         pairs.push((p.display().to_string(), label));
@@ -142,7 +131,7 @@ fn set_redactions(config: &ServeConfig) {
         }
     };
     add(&config.collections_dir, "<collections>");
-    for d in &config.bundle_dirs {
+    for d in models_dirs {
         add(d, "<models>");
     }
     if let Ok(cwd) = std::env::current_dir() {
@@ -175,42 +164,26 @@ pub struct Metrics {
     pub searches: AtomicU64,
     pub adds: AtomicU64,
     pub latency_us_sum: AtomicU64,
-    pub batch: Arc<BatchStats>,
 }
 
-/// One open collection (this daemon holds its writer lock).
+/// One open collection (this daemon holds its writer lock) and its bundle.
+/// Each request writes through its own batch, so requests never commit or
+/// discard each other's items.
 pub struct Open {
     pub collection: Collection,
     pub bundle: Bundle,
-    /// Held while one request stages and commits, so that a failing request
-    /// discarding its staged items never drops another request's.
-    pub writes: Mutex<()>,
-}
-
-impl Open {
-    pub fn new(collection: Collection, bundle: Bundle) -> Self {
-        Open {
-            collection,
-            bundle,
-            writes: Mutex::new(()),
-        }
-    }
 }
 
 /// Shared state of the handlers.
 pub struct State {
     pub config: ServeConfig,
-    pub runtime: Arc<Runtime>,
+    /// Runtime, bundles, batching encoders, classifiers, collections.
+    pub engine: Engine,
     /// Open collections by name (this daemon holds their writer locks).
     pub collections: OnceMap<Arc<Open>>,
-    /// Batching encoders by bundle hash.
-    pub batchers: OnceMap<Arc<Batcher>>,
-    pub labels: Arc<LabelCache>,
     /// Bundles opened (and hashed) once, by the name requests use.
     pub bundles: OnceMap<Bundle>,
     pub metrics: Metrics,
-    /// Classifiers by bundle hash.
-    pub classifiers: OnceMap<Arc<tokio::sync::Mutex<weft::classify::Classifier>>>,
 }
 
 impl State {
@@ -237,16 +210,20 @@ impl State {
                 let name = owned;
                 let path = state.config.collections_dir.join(&name);
                 let missing = format!("collection `{name}` does not exist");
+                let engine = state.engine.clone();
                 let collection = blocking(move || {
-                    if !path.join("MANIFEST").exists() {
+                    if !Engine::is_collection(&path) {
                         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", missing));
                     }
-                    Ok(Collection::open_writer(&path)?)
+                    Ok(engine.open(&path)?)
                 })
                 .await?;
+                // The bundle by the name the collection records, as a request would name it.
                 let bundle = state.bundle(&collection.config().bundle_name).await?;
-                collection.check_bundle(&bundle)?;
-                Ok(Arc::new(Open::new(collection, bundle)))
+                let c = collection.clone();
+                let checked = bundle.clone();
+                blocking(move || Ok(c.use_bundle(checked)?)).await?;
+                Ok(Arc::new(Open { collection, bundle }))
             })
             .await
     }
@@ -276,13 +253,9 @@ impl State {
         // A request's name is looked up in the models folders only; the
         // operator's default may also be a folder.
         let found = if name == self.config.default_bundle {
-            bundle::resolve(name, &self.config.bundle_dirs).ok()
+            self.engine.resolve_bundle(name).ok()
         } else {
-            self.config
-                .bundle_dirs
-                .iter()
-                .map(|d| d.join(name))
-                .find(|d| d.join("bundle.toml").is_file())
+            self.engine.installed_bundle_dir(name)
         };
         let dir = found.ok_or_else(|| {
             ApiError::new(
@@ -292,10 +265,11 @@ impl State {
             )
         })?;
         let owned = name.to_string();
+        let engine = self.engine.clone();
         self.bundles
             .get_or_open(name, move || {
                 blocking(move || {
-                    Bundle::open(&dir).map_err(|e| {
+                    engine.bundle_at(&dir).map_err(|e| {
                         // The reason may quote the operator's files: it goes to the log.
                         eprintln!("weft serve: bundle `{owned}` does not open: {e}");
                         ApiError::new(
@@ -309,39 +283,10 @@ impl State {
             .await
     }
 
-    /// The batching encoder of a bundle.
-    pub async fn batcher(&self, bundle: &Bundle) -> Result<Arc<Batcher>, ApiError> {
-        let (runtime, bundle_, encoder) = (
-            Arc::clone(&self.runtime),
-            bundle.clone(),
-            self.config.encoder.clone(),
-        );
-        let (max_batch, max_wait) = (self.config.max_batch, self.config.max_wait);
-        let stats = Arc::clone(&self.metrics.batch);
-        self.batchers
-            .get_or_open(bundle.hash(), move || {
-                blocking(move || {
-                    let make = || {
-                        weft::encoder::BundleEncoders::new(
-                            Arc::clone(&runtime),
-                            bundle_.clone(),
-                            encoder.clone(),
-                        )
-                    };
-                    Ok(Arc::new(Batcher::start(make, max_batch, max_wait, stats)?))
-                })
-            })
-            .await
-    }
-
     /// Commits and checkpoints every open collection (shutdown).
     pub fn flush_all(&self) {
         for (name, open) in self.collections.opened() {
-            if let Err(e) = open
-                .collection
-                .commit()
-                .and_then(|_| open.collection.checkpoint())
-            {
+            if let Err(e) = open.collection.flush() {
                 eprintln!("weft serve: flushing collection {name}: {e}");
             }
         }
@@ -360,7 +305,7 @@ fn plain_name(name: &str) -> bool {
 }
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
-pub fn run(config: ServeConfig) -> anyhow::Result<()> {
+pub fn run(config: ServeConfig, engine: Engine) -> anyhow::Result<()> {
     if !config.bind.ip().is_loopback() && config.token.is_none() {
         anyhow::bail!(
             "refusing to listen on {} without a bearer token: pass --token (or WEFT_TOKEN), or bind 127.0.0.1",
@@ -368,16 +313,14 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(&config.collections_dir)?;
-    set_redactions(&config);
-    let runtime = Runtime::load(&config.runtime)?;
+    set_redactions(&config, engine.models_dirs());
+    // Fail at start, not at the first request, when ONNX Runtime is missing.
+    engine.runtime()?;
     let state = Arc::new(State {
-        runtime,
+        engine,
         collections: OnceMap::default(),
-        batchers: OnceMap::default(),
-        labels: Arc::new(LabelCache::with_capacity_bytes(config.label_cache_bytes)),
         bundles: OnceMap::default(),
         metrics: Metrics::default(),
-        classifiers: OnceMap::default(),
         config,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()

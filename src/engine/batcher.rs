@@ -5,43 +5,29 @@
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
-use weft::encoder::{BundleEncoders, Encoded, Input};
-use weft::runtime::ActiveProvider;
+use super::oneshot;
+use super::Content;
+use crate::encoder::{BundleEncoders, Encoded, Input};
+use crate::error::{Error, Result};
+use crate::modality::Modality;
+use crate::runtime::ActiveProvider;
 
-/// An owned input (requests outlive the handler's borrow).
-#[derive(Debug, Clone)]
-pub enum OwnedInput {
-    Text(String),
-    Smiles(String),
-    Image { name: String, bytes: Vec<u8> },
-}
-
-impl OwnedInput {
-    fn as_input(&self) -> Input<'_> {
-        match self {
-            OwnedInput::Text(t) => Input::Text(t),
-            OwnedInput::Smiles(s) => Input::Smiles(s),
-            OwnedInput::Image { name, bytes } => Input::ImageBytes { name, bytes },
-        }
-    }
-}
-
-type Reply = tokio::sync::oneshot::Sender<Vec<weft::Result<Encoded>>>;
+type Reply = oneshot::Sender<Vec<Result<Encoded>>>;
 
 struct Job {
-    inputs: Vec<OwnedInput>,
+    inputs: Vec<Content>,
     reply: Reply,
 }
 
 /// A job being worked on: its next input and the results so far.
 struct Active {
-    inputs: Vec<OwnedInput>,
+    inputs: Vec<Content>,
     /// `None` once answered.
     reply: Option<Reply>,
     /// Inputs handed to the encoder so far (in order).
     next: usize,
     /// Results by input position; a job is answered when all are in.
-    results: Vec<Option<weft::Result<Encoded>>>,
+    results: Vec<Option<Result<Encoded>>>,
     missing: usize,
     /// Decoded pixels of each input, from the image header (0 for text).
     pixels: Vec<u64>,
@@ -51,26 +37,36 @@ struct Active {
 /// a call's latency is what a query arriving meanwhile waits for.
 const PIXELS_PER_CALL: u64 = 16_000_000;
 
-fn header_pixels(input: &OwnedInput) -> u64 {
+fn header_pixels(input: &Content) -> u64 {
     match input {
-        OwnedInput::Image { bytes, .. } => {
-            weft::encoder::image::header_info(bytes).map_or(0, |i| i.pixels())
+        Content::ImageBytes { bytes, .. } => {
+            crate::encoder::image::header_info(bytes).map_or(0, |i| i.pixels())
+        }
+        Content::ImagePath(path) => {
+            // The header is near the start (a JPEG's may follow its EXIF).
+            use std::io::Read;
+            let mut head = Vec::new();
+            let read =
+                std::fs::File::open(path).and_then(|f| f.take(HEADER_BYTES).read_to_end(&mut head));
+            match read {
+                Ok(_) => crate::encoder::image::header_info(&head).map_or(0, |i| i.pixels()),
+                Err(_) => 0,
+            }
         }
         _ => 0,
     }
 }
 
+/// Bytes of an image file read to find its size.
+const HEADER_BYTES: u64 = 256 << 10;
+
 /// Jobs waiting in a bundle's queue before new ones get 503.
 pub const QUEUE_JOBS: usize = 1024;
-
-/// The queue is full: try again later (503 with Retry-After).
-#[derive(Debug)]
-pub struct Busy;
 
 /// Handle to one batching worker thread.
 pub struct Lane {
     tx: SyncSender<Job>,
-    providers: std::sync::Mutex<Vec<(weft::bundle::Modality, ActiveProvider)>>,
+    providers: std::sync::Mutex<Vec<(Modality, ActiveProvider)>>,
 }
 
 /// A bundle's encoders behind two lanes, each a worker thread with its own
@@ -81,19 +77,19 @@ pub struct Batcher {
     images: std::sync::Arc<Lane>,
 }
 
-fn is_image(input: &OwnedInput) -> bool {
-    matches!(input, OwnedInput::Image { .. })
+fn is_image(input: &Content) -> bool {
+    input.modality() == Modality::Image
 }
 
 impl Batcher {
     /// Starts both lanes; `make` builds each lane's encoders (their sessions
     /// load on first use, so the text lane never loads the image model).
     pub fn start(
-        mut make: impl FnMut() -> weft::Result<BundleEncoders>,
+        mut make: impl FnMut() -> Result<BundleEncoders>,
         max_batch: usize,
         max_wait: Duration,
         stats: std::sync::Arc<BatchStats>,
-    ) -> weft::Result<Batcher> {
+    ) -> Result<Batcher> {
         Ok(Batcher {
             cheap: Lane::start(
                 make()?,
@@ -107,7 +103,7 @@ impl Batcher {
     }
 
     /// The execution providers the lanes' encoders run on.
-    pub fn providers(&self) -> Vec<(weft::bundle::Modality, ActiveProvider)> {
+    pub fn providers(&self) -> Vec<(Modality, ActiveProvider)> {
         let mut all = Vec::new();
         for lane in [&self.cheap, &self.images] {
             if let Ok(p) = lane.providers.lock() {
@@ -117,36 +113,127 @@ impl Batcher {
         all
     }
 
-    /// Encodes `inputs` (in order), each in its lane, batched with other
-    /// concurrent requests. Never blocks: a full queue is [`Busy`].
-    /// Dropping the future (a timed-out request) cancels what is not yet
+    /// Queues `inputs`, each in its lane, to be batched with other
+    /// concurrent requests. Never blocks: a full queue is [`Error::Busy`].
+    /// Dropping the ticket (a timed-out request) cancels what is not yet
     /// encoded.
-    pub async fn encode(
-        &self,
-        inputs: Vec<OwnedInput>,
-    ) -> Result<Vec<weft::Result<Encoded>>, Busy> {
-        let images = inputs.iter().filter(|i| is_image(i)).count();
-        if images == 0 {
-            return self.cheap.encode(inputs).await;
-        }
-        if images == inputs.len() {
-            return self.images.encode(inputs).await;
-        }
+    pub fn submit(&self, inputs: Vec<Content>) -> Result<EncodeTicket> {
         let order: Vec<bool> = inputs.iter().map(is_image).collect();
-        let (img, txt): (Vec<OwnedInput>, Vec<OwnedInput>) = inputs.into_iter().partition(is_image);
-        let (txt, img) = tokio::join!(self.cheap.encode(txt), self.images.encode(img));
-        let (mut txt, mut img) = (txt?.into_iter(), img?.into_iter());
-        Ok(order
-            .into_iter()
-            .map(|image| if image { img.next() } else { txt.next() }.expect("one result per input"))
-            .collect())
+        let (img, txt): (Vec<Content>, Vec<Content>) = inputs.into_iter().partition(is_image);
+        let txt = (!txt.is_empty())
+            .then(|| self.cheap.submit(txt))
+            .transpose()?;
+        let img = (!img.is_empty())
+            .then(|| self.images.submit(img))
+            .transpose()?;
+        Ok(EncodeTicket {
+            order,
+            txt,
+            img,
+            got: [None, None],
+        })
+    }
+}
+
+/// Encoder results on their way: `.await` it (async callers) or
+/// [`EncodeTicket::wait`]. One result per input, in the order given.
+/// Dropping it cancels the inputs not yet encoded.
+pub struct EncodeTicket {
+    order: Vec<bool>,
+    txt: Option<oneshot::Receiver<Vec<Result<Encoded>>>>,
+    img: Option<oneshot::Receiver<Vec<Result<Encoded>>>>,
+    got: [Option<Vec<Result<Encoded>>>; 2],
+}
+
+impl std::fmt::Debug for EncodeTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodeTicket")
+            .field("inputs", &self.order.len())
+            .finish()
+    }
+}
+
+fn dropped(n: usize) -> Vec<Result<Encoded>> {
+    (0..n)
+        .map(|_| {
+            Err(Error::InvalidConfig {
+                name: "encoder".into(),
+                reason: "the encoder worker stopped".into(),
+            })
+        })
+        .collect()
+}
+
+impl EncodeTicket {
+    fn count(&self, image: bool) -> usize {
+        self.order.iter().filter(|&&i| i == image).count()
+    }
+
+    fn merge(&mut self) -> Vec<Result<Encoded>> {
+        let n_txt = self.count(false);
+        let n_img = self.count(true);
+        let mut txt = self.got[0]
+            .take()
+            .unwrap_or_else(|| dropped(n_txt))
+            .into_iter();
+        let mut img = self.got[1]
+            .take()
+            .unwrap_or_else(|| dropped(n_img))
+            .into_iter();
+        self.order
+            .iter()
+            .map(|&image| {
+                if image { img.next() } else { txt.next() }.unwrap_or_else(|| dropped(1).remove(0))
+            })
+            .collect()
+    }
+
+    /// Blocks until every input is encoded.
+    pub fn wait(mut self) -> Vec<Result<Encoded>> {
+        if let Some(rx) = self.txt.take() {
+            self.got[0] = rx.wait();
+        }
+        if let Some(rx) = self.img.take() {
+            self.got[1] = rx.wait();
+        }
+        self.merge()
+    }
+}
+
+impl std::future::Future for EncodeTicket {
+    type Output = Vec<Result<Encoded>>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = &mut *self;
+        for (slot, rx) in [(0, &mut this.txt), (1, &mut this.img)] {
+            if let Some(r) = rx {
+                match std::pin::Pin::new(r).poll(cx) {
+                    Poll::Ready(v) => {
+                        this.got[slot] = v;
+                        *rx = None;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+        }
+        if this.txt.is_none() && this.img.is_none() {
+            Poll::Ready(this.merge())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
 /// Counters the worker updates.
 #[derive(Default)]
 pub struct BatchStats {
+    /// Encoder calls made.
     pub batches: std::sync::atomic::AtomicU64,
+    /// Items encoded.
     pub items: std::sync::atomic::AtomicU64,
     /// Inputs never encoded because their request had gone (timed out or disconnected).
     pub cancelled: std::sync::atomic::AtomicU64,
@@ -166,7 +253,9 @@ impl Lane {
             tx,
             providers: std::sync::Mutex::new(Vec::new()),
         });
-        let handle = std::sync::Arc::clone(&batcher);
+        // Weak: the lane owns the queue's sender, so the worker ends (its
+        // `recv` fails) once the batcher is dropped.
+        let handle = std::sync::Arc::downgrade(&batcher);
         std::thread::Builder::new()
             .name(format!("weft-{kind}-{}", encoders.bundle().name()))
             .spawn(move || {
@@ -183,29 +272,19 @@ impl Lane {
         batcher
     }
 
-    async fn encode(&self, inputs: Vec<OwnedInput>) -> Result<Vec<weft::Result<Encoded>>, Busy> {
-        let n = inputs.len();
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let failed = |why: &str| {
-            (0..n)
-                .map(|_| {
-                    Err(weft::Error::InvalidConfig {
-                        name: "encoder".into(),
-                        reason: why.to_string(),
-                    })
-                })
-                .collect()
-        };
+    fn submit(&self, inputs: Vec<Content>) -> Result<oneshot::Receiver<Vec<Result<Encoded>>>> {
+        let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { inputs, reply }) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(_)) => return Err(Busy),
-            Err(mpsc::TrySendError::Disconnected(_)) => {
-                return Ok(failed("the encoder worker stopped"))
+            Ok(()) => Ok(rx),
+            Err(mpsc::TrySendError::Full(_)) => Err(Error::Busy {
+                waiting: QUEUE_JOBS,
+            }),
+            // The receiver then sees the sender dropped: "worker stopped".
+            Err(mpsc::TrySendError::Disconnected(job)) => {
+                drop(job);
+                Ok(rx)
             }
         }
-        Ok(rx
-            .await
-            .unwrap_or_else(|_| failed("the encoder worker dropped the request")))
     }
 }
 
@@ -220,7 +299,7 @@ fn worker(
     max_batch: usize,
     max_wait: Duration,
     stats: &BatchStats,
-    handle: &Lane,
+    handle: &std::sync::Weak<Lane>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut active: std::collections::VecDeque<Active> = std::collections::VecDeque::new();
@@ -280,7 +359,7 @@ fn worker(
                     continue;
                 }
                 let px = a.pixels[cursor[j]];
-                let is_image = matches!(a.inputs[cursor[j]], OwnedInput::Image { .. });
+                let is_image = is_image(&a.inputs[cursor[j]]);
                 if is_image && any_image && pixels.saturating_add(px) > PIXELS_PER_CALL {
                     blocked[j] = true;
                     continue;
@@ -303,7 +382,7 @@ fn worker(
         // held up by the images (decode and resize) of another request.
         let (cheap, images): (Vec<_>, Vec<_>) = picks
             .into_iter()
-            .partition(|&(j, i)| !matches!(active[j].inputs[i], OwnedInput::Image { .. }));
+            .partition(|&(j, i)| !is_image(&active[j].inputs[i]));
         for part in [cheap, images] {
             if part.is_empty() {
                 continue;
@@ -316,8 +395,10 @@ fn worker(
             drop(inputs);
             stats.batches.fetch_add(1, Relaxed);
             stats.items.fetch_add(part.len() as u64, Relaxed);
-            if let Ok(mut p) = handle.providers.lock() {
-                *p = encoders.providers();
+            if let Some(lane) = handle.upgrade() {
+                if let Ok(mut p) = lane.providers.lock() {
+                    *p = encoders.providers();
+                }
             }
             for (&(j, i), r) in part.iter().zip(results) {
                 active[j].results[i] = Some(r);
@@ -331,7 +412,7 @@ fn worker(
                         .into_iter()
                         .map(|r| r.expect("every result is in"))
                         .collect();
-                    let _ = reply.send(results);
+                    reply.send(results);
                 }
             }
         }

@@ -16,7 +16,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use super::io::{self, WFile};
+use self::io::WFile;
+pub(crate) mod io;
 use crate::error::{Error, Result};
 
 /// Magic at the start of every file.

@@ -1,0 +1,253 @@
+//! Dump and load: the graph file and the memory-mapped vector parts.
+
+use super::*;
+
+/// The files of one dump: the graph file and every vector part it uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HnswFiles {
+    /// The graph file's name.
+    pub graph: String,
+    /// The vector parts' names, oldest first.
+    pub parts: Vec<String>,
+}
+
+impl HnswIndex {
+    // ------------------------------------------------------------ files
+
+    /// Writes the graph as `dir/{basename}.graph`, and the vectors added
+    /// since the last dump as `dir/{basename}.vec`; returns the files the
+    /// dump needs (earlier parts included). Inserts must not run meanwhile
+    /// (the collection holds its writer lock).
+    pub fn dump(&self, dir: &Path, basename: &str) -> Result<HnswFiles> {
+        let g = self.read();
+        let n = g.len();
+        let dim = g.dim;
+        let mut parts: Vec<(String, usize, usize, usize, Vec<u32>)> = g
+            .parts
+            .iter()
+            .map(|p| (p.name.clone(), p.first, p.len, p.per_chunk, p.crcs.clone()))
+            .collect();
+        let fresh = n - g.tail_first;
+        let per_chunk = (CHUNK_BYTES / (dim.max(1) * 4)).max(1);
+        if fresh > 0 {
+            let name = format!("{basename}.vec");
+            let crcs: Vec<u32> = g
+                .tail
+                .chunks(per_chunk * dim)
+                .map(|c| format::crc32(bytemuck::cast_slice(c)))
+                .collect();
+            format::write_framed(&dir.join(&name), PART_KIND, bytemuck::cast_slice(&g.tail))?;
+            parts.push((name, g.tail_first, fresh, per_chunk, crcs));
+        }
+        let mut e = Enc::default();
+        e.u32(dim as u32);
+        e.u32(self.params.m as u32);
+        e.u64(n as u64);
+        e.u64(self.entry.load(Ordering::Acquire));
+        e.u32(parts.len() as u32);
+        for (name, first, len, per, crcs) in &parts {
+            e.str(name);
+            e.u64(*first as u64);
+            e.u64(*len as u64);
+            e.u64(*per as u64);
+            e.u32(crcs.len() as u32);
+            for c in crcs {
+                e.u32(*c);
+            }
+        }
+        e.0.extend_from_slice(bytemuck::cast_slice(&g.docs));
+        e.0.extend_from_slice(&g.levels);
+        let lists: Vec<u32> = g.layer0.iter().map(|a| a.load(Ordering::Acquire)).collect();
+        e.0.extend_from_slice(bytemuck::cast_slice(&lists));
+        let upper: Vec<u32> = g
+            .upper
+            .iter()
+            .flat_map(|b| b.iter().map(|a| a.load(Ordering::Acquire)))
+            .collect();
+        e.0.extend_from_slice(bytemuck::cast_slice(&upper));
+        let graph = format!("{basename}.graph");
+        format::write_framed(&dir.join(&graph), GRAPH_KIND, &e.0)?;
+        let names = parts.iter().map(|p| p.0.clone()).collect();
+        drop(g);
+        if fresh > 0 {
+            // Serve the dumped vectors from the new part, not from memory.
+            let (name, first, len, per, crcs) = parts.pop().expect("pushed above");
+            let part = open_part(dir, name, first, len, dim, per, crcs)?;
+            let mut g = self.write();
+            if g.tail_first == first && g.len() == n {
+                g.parts.push(part);
+                g.tail_first = n;
+                g.tail = Vec::new();
+            }
+        }
+        Ok(HnswFiles {
+            graph,
+            parts: names,
+        })
+    }
+
+    /// Opens a dump written by [`HnswIndex::dump`]: reads and verifies the
+    /// graph file, maps the vector parts (checked chunk by chunk when used).
+    pub fn load(dir: &Path, files: &HnswFiles, params: HnswParams) -> Result<Self> {
+        params.validate()?;
+        let path = dir.join(&files.graph);
+        let body = format::read_framed(&path, GRAPH_KIND)?;
+        let bad = |what: &str| corrupt(&path, format!("bad graph file: {what}"));
+        let mut d = Dec::new(&body);
+        let dim = d.u32().ok_or_else(|| bad("header"))? as usize;
+        let m = d.u32().ok_or_else(|| bad("header"))? as usize;
+        let n = d.u64().ok_or_else(|| bad("header"))? as usize;
+        let entry = d.u64().ok_or_else(|| bad("header"))?;
+        if m != params.m {
+            return Err(corrupt(
+                &path,
+                format!("written with M = {m}, the collection says {}", params.m),
+            ));
+        }
+        let nparts = d.u32().ok_or_else(|| bad("part list"))? as usize;
+        let mut parts = Vec::with_capacity(nparts);
+        let mut covered = 0usize;
+        for i in 0..nparts {
+            let name = d.str().ok_or_else(|| bad("part list"))?.to_string();
+            let first = d.u64().ok_or_else(|| bad("part list"))? as usize;
+            let len = d.u64().ok_or_else(|| bad("part list"))? as usize;
+            let per = d.u64().ok_or_else(|| bad("part list"))? as usize;
+            let nc = d.u32().ok_or_else(|| bad("part list"))? as usize;
+            let crcs: Option<Vec<u32>> = (0..nc).map(|_| d.u32()).collect();
+            let crcs = crcs.ok_or_else(|| bad("part list"))?;
+            if first != covered || per == 0 || nc != len.div_ceil(per) {
+                return Err(bad(&format!(
+                    "part {i} ({name}) does not continue the nodes"
+                )));
+            }
+            if files.parts.get(i) != Some(&name) {
+                return Err(bad(&format!(
+                    "part {i} is {name}, the manifest says otherwise"
+                )));
+            }
+            covered += len;
+            parts.push(open_part(dir, name, first, len, dim, per, crcs)?);
+        }
+        if covered != n {
+            return Err(bad(&format!("parts hold {covered} vectors, graph has {n}")));
+        }
+        let docs: Vec<DocId> = d
+            .take(n * 8)
+            .map(|b| {
+                b.chunks_exact(8)
+                    .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+                    .collect()
+            })
+            .ok_or_else(|| bad("doc ids"))?;
+        let levels = d.take(n).ok_or_else(|| bad("levels"))?.to_vec();
+        let w0 = 2 * m + 1;
+        let wu = m + 1;
+        let words = |b: &[u8]| -> Vec<AtomicU32> {
+            b.chunks_exact(4)
+                .map(|c| AtomicU32::new(u32::from_le_bytes(c.try_into().expect("4"))))
+                .collect()
+        };
+        let layer0 = words(d.take(n * w0 * 4).ok_or_else(|| bad("layer 0"))?);
+        let total_upper: usize = levels.iter().map(|&l| l as usize * wu).sum();
+        let mut upper_words =
+            words(d.take(total_upper * 4).ok_or_else(|| bad("upper layers"))?).into_iter();
+        if d.remaining() != 0 {
+            return Err(bad("trailing bytes"));
+        }
+        let upper: Vec<Box<[AtomicU32]>> = levels
+            .iter()
+            .map(|&l| (&mut upper_words).take(l as usize * wu).collect())
+            .collect();
+        // Every list stays inside its slot and names existing nodes.
+        let check = |slot: &[AtomicU32]| {
+            let c = slot[0].load(Ordering::Relaxed) as usize;
+            c < slot.len()
+                && slot[1..=c]
+                    .iter()
+                    .all(|a| (a.load(Ordering::Relaxed) as usize) < n)
+        };
+        let lists_ok = layer0.chunks_exact(w0).all(check)
+            && upper.iter().all(|b| b.chunks_exact(wu).all(check));
+        let entry_ok = if n == 0 {
+            entry == NO_ENTRY
+        } else {
+            let (node, level) = unpack(entry);
+            (node as usize) < n && levels[node as usize] == level
+        };
+        if !lists_ok || !entry_ok || levels.iter().any(|&l| l > MAX_LEVEL) {
+            return Err(bad("a neighbour list or the entry point is out of range"));
+        }
+        let graph = Graph {
+            dim,
+            docs,
+            levels,
+            layer0,
+            upper,
+            parts,
+            tail_first: n,
+            tail: Vec::new(),
+        };
+        let index = Self::with_graph(params, graph, entry);
+        index.draws.store(n as u64, Ordering::Relaxed);
+        Ok(index)
+    }
+
+    /// The first vector part found cut short under its mapping (`stat`:
+    /// also by its size, a system call per part).
+    pub fn truncated(&self, stat: bool) -> Option<PathBuf> {
+        let g = self.read();
+        g.parts
+            .iter()
+            .find(|p| p.map.truncated(stat))
+            .map(|p| p.map.path().to_path_buf())
+    }
+
+    /// Checks every vector chunk (what a search would check lazily) and
+    /// each part's whole-file checksum in its footer.
+    pub fn verify(&self) -> Result<()> {
+        let g = self.read();
+        for p in &g.parts {
+            for c in 0..p.state.len() {
+                p.check(c, g.dim, &self.bad);
+            }
+            format::open_framed(&p.map, PART_KIND, &p.path, true)?;
+        }
+        drop(g);
+        self.check_bad()
+    }
+}
+
+fn open_part(
+    dir: &Path,
+    name: String,
+    first: usize,
+    len: usize,
+    dim: usize,
+    per_chunk: usize,
+    crcs: Vec<u32>,
+) -> Result<Part> {
+    let path = dir.join(&name);
+    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let map = crate::sys::map_readonly(&file, &path).map_err(|e| Error::io(&path, e))?;
+    let body = format::open_framed(&map, PART_KIND, &path, false)?;
+    if body.len() != len * dim * 4 {
+        return Err(corrupt(
+            &path,
+            format!(
+                "{} body bytes, expected {} for {len} vectors",
+                body.len(),
+                len * dim * 4
+            ),
+        ));
+    }
+    Ok(Part {
+        state: (0..crcs.len()).map(|_| AtomicU8::new(0)).collect(),
+        name,
+        path,
+        first,
+        len,
+        per_chunk,
+        crcs,
+        map,
+    })
+}

@@ -1,0 +1,101 @@
+//! x86 dispatch of the max-sim kernels: prepares the scratch layouts the
+//! kernels read (transposed f32, VNNI u8, madd i16) and calls the safe
+//! wrappers of `crate::sys::simd`.
+
+use super::{f16_bits_to_f32, sized, MaxSimScratch, TokensRef};
+use crate::sys::simd::{self, I8Args};
+
+/// Runs the AVX-512 (`wide`) or AVX2 kernel; the query is read through the
+/// scratch's cached forms (`sync_query` ran first).
+pub(super) fn run(
+    wide: bool,
+    nq: usize,
+    nd: usize,
+    doc: TokensRef<'_>,
+    dim: usize,
+    s: &mut MaxSimScratch,
+) {
+    let lanes = if wide { 16 } else { 8 };
+    sized(&mut s.qmax, nq.div_ceil(lanes) * lanes);
+    sized(&mut s.dmax, nd);
+    match doc {
+        TokensRef::F32(_) | TokensRef::F16(_) => {
+            s.prep_transposed(lanes);
+            let d: &[f32] = match doc {
+                TokensRef::F32(d) => d,
+                TokensRef::F16(bits) => {
+                    let out = sized(&mut s.doc_f32, nd * dim);
+                    let done = simd::f16_to_f32(wide, bits, out);
+                    for (o, &h) in out[done..].iter_mut().zip(&bits[done..]) {
+                        *o = f16_bits_to_f32(h);
+                    }
+                    &s.doc_f32
+                }
+                TokensRef::I8 { .. } => unreachable!(),
+            };
+            let qt = if wide { &s.qt16 } else { &s.qt8 };
+            simd::maxsim_f32(wide, qt, nq, d, nd, dim, &mut s.qmax, &mut s.dmax);
+        }
+        TokensRef::I8 { data, scales } => {
+            if wide {
+                s.prep_vnni();
+                let dim4 = dim.div_ceil(4);
+                let stride = dim4 * 4;
+                let d: &[i8] = if stride == dim {
+                    data
+                } else {
+                    let out = sized(&mut s.doc_i8, nd * stride);
+                    for (o, r) in out.chunks_exact_mut(stride).zip(data.chunks_exact(dim)) {
+                        o[..dim].copy_from_slice(r);
+                        o[dim..].fill(0);
+                    }
+                    &s.doc_i8
+                };
+                let sums = sized(&mut s.doc_sum, nd);
+                simd::row_sums_i8(data, dim, sums);
+                let args = I8Args {
+                    nq,
+                    nd,
+                    dimg: dim4,
+                    doc_stride: stride,
+                    doc_scale: scales,
+                };
+                simd::maxsim_i8_vnni(
+                    &s.qt_u8,
+                    &s.qs16,
+                    d,
+                    &s.doc_sum,
+                    &args,
+                    &mut s.qmax,
+                    &mut s.dmax,
+                );
+            } else {
+                s.prep_madd();
+                let dim2 = dim.div_ceil(2);
+                let stride = dim2 * 2;
+                let out = sized(&mut s.doc_i16, nd * stride);
+                for (o, r) in out.chunks_exact_mut(stride).zip(data.chunks_exact(dim)) {
+                    for (a, &b) in o.iter_mut().zip(r) {
+                        *a = i16::from(b);
+                    }
+                    o[dim..].fill(0);
+                }
+                let args = I8Args {
+                    nq,
+                    nd,
+                    dimg: dim2,
+                    doc_stride: stride,
+                    doc_scale: scales,
+                };
+                simd::maxsim_i8_madd(
+                    &s.qt_i16,
+                    &s.qs8,
+                    &s.doc_i16,
+                    &args,
+                    &mut s.qmax,
+                    &mut s.dmax,
+                );
+            }
+        }
+    }
+}
