@@ -21,6 +21,7 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings (all features, then the default library alone)"
 cargo clippy --all-targets --all-features --locked -- -D warnings
 cargo clippy --lib --locked -- -D warnings
+cargo clippy --features cli --bins --locked -- -D warnings
 
 step "the default library links no CLI or daemon dependency"
 heavy="$(cargo tree -e normal --prefix none --format '{p}' --locked | awk '{print $1}' | sort -u | grep -E '^(tokio|axum|hyper|clap|anyhow)$' || true)"

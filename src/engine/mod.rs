@@ -606,8 +606,12 @@ impl Engine {
         labels: &[String],
         options: &ClassifyOptions,
     ) -> Result<Classification> {
-        let query = Query::from_encoded(self.embed_one(bundle, input)?);
-        self.classify_query(bundle, &query, labels, options)
+        // The classifier's own encoders (they encode the label prompts)
+        // take the input too: one model load, not one per lane as well.
+        let input = input.into();
+        let classifier = self.classifier(bundle)?;
+        let mut c = lock(&classifier);
+        c.classify(input.as_input(), labels, options)
     }
 
     /// Zero-shot classification of an encoded input.
@@ -823,27 +827,13 @@ impl Collection {
     pub fn index<P: AsRef<Path>>(
         &self,
         paths: &[P],
-        mut progress: impl FnMut(IndexProgress),
+        progress: impl FnMut(IndexProgress),
     ) -> Result<SyncReport> {
-        let _bulk = lock(&self.bulk);
-        let mut encoders = self.engine.encoders(self.bundle()?)?;
         let inputs: Vec<String> = paths
             .iter()
             .map(|p| p.as_ref().display().to_string())
             .collect();
-        crate::ingest::sync(
-            &self.store,
-            &mut encoders,
-            &inputs,
-            crate::ingest::DEFAULT_BATCH,
-            |files_done, files_total, items| {
-                progress(IndexProgress {
-                    files_done,
-                    files_total,
-                    items,
-                })
-            },
-        )
+        self.index_with_batch(&inputs, crate::ingest::DEFAULT_BATCH, progress)
     }
 
     /// Like [`Collection::index`] with the encoder batch size given.
