@@ -1,421 +1,8 @@
-//! Routes, request parsing and handlers of the daemon.
+//! One function per route.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
-use std::time::Instant;
+use super::*;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State as Axs};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use base64::Engine as _;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
-use weft::classify::{ClassifyOptions, MultiLabel};
-use weft::index::HnswParams;
-use weft::search::{Filter, Query, Scorer, SearchOptions};
-use weft::store::TokenDtype;
-use weft::{Content, CreateOptions, Engine, SearchQuery};
-
-use super::once_map::blocking;
-use super::{bump, ApiError, State};
-
-type Shared = Arc<State>;
-type ApiResult = Result<Response, ApiError>;
-
-/// Every route: method, path, summary. The OpenAPI document is built from
-/// this table and a test checks each entry answers.
-pub const ROUTES: &[(&str, &str, &str)] = &[
-    ("get", "/health", "Versions, execution providers in use, loaded models"),
-    ("get", "/metrics", "Prometheus text metrics"),
-    ("get", "/openapi.json", "This document"),
-    ("get", "/collections", "List collections"),
-    ("post", "/collections", "Create a collection {name, bundle?, token_dtype?, m?, ef_construction?}"),
-    ("get", "/collections/{name}", "Collection info"),
-    ("delete", "/collections/{name}", "Delete a collection"),
-    ("post", "/collections/{name}/compact", "Reclaim deleted items, rebuild the index"),
-    ("post", "/collections/{name}/items", "Add or upsert items {items: [{id, text|smiles|image_base64|path, payload?}], upsert?}"),
-    ("get", "/collections/{name}/items/{id}", "Get an item"),
-    ("delete", "/collections/{name}/items/{id}", "Delete an item"),
-    ("post", "/collections/{name}/search", "Search {text|smiles|image_base64|path|id|vector, k?, scorer?, filter?, explain?}"),
-    ("post", "/classify", "Zero-shot classify {bundle?, text|smiles|image_base64|path, labels, templates?, top_k?, abstain?, multi_label?}"),
-    ("post", "/embed", "Embeddings and token matrices {bundle?, inputs: [{text|smiles|image_base64|path}]}"),
-];
-
-pub fn router(state: Shared) -> Router {
-    let limit = state.config.max_body_bytes;
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route(
-            "/collections",
-            get(list_collections).post(create_collection),
-        )
-        .route(
-            "/collections/{name}",
-            get(collection_info).delete(delete_collection),
-        )
-        .route("/collections/{name}/compact", post(compact))
-        .route("/collections/{name}/items", post(add_items))
-        .route(
-            "/collections/{name}/items/{id}",
-            get(get_item).delete(delete_item),
-        )
-        .route("/collections/{name}/search", post(search_handler))
-        .route("/classify", post(classify))
-        .route("/embed", post(embed))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_route",
-                "no such endpoint (see /openapi.json)",
-            )
-        })
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), guard))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(state)
-}
-
-/// Auth, per-request timeout and metrics around every handler.
-/// Whether a request carried the right token (or none is required); /health
-/// says more to an authorised caller.
-#[derive(Clone, Copy)]
-struct Authorised(bool);
-
-async fn guard(Axs(state): Axs<Shared>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    bump(&state.metrics.requests);
-    let public = req.uri().path() == "/health";
-    let mut authorised = true;
-    if let Some(token) = &state.config.token {
-        let ok = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                // The scheme is case-insensitive (RFC 7235).
-                let (scheme, t) = v.split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| t.trim_start())
-            })
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
-        authorised = ok;
-        if !ok && !public {
-            bump(&state.metrics.errors_4xx);
-            return ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token (Authorization: Bearer ...)",
-            )
-            .into_response();
-        }
-    }
-    req.extensions_mut().insert(Authorised(authorised));
-    let resp = match tokio::time::timeout(state.config.timeout, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-            format!("the request took longer than {:?}", state.config.timeout),
-        )
-        .into_response(),
-    };
-    let s = resp.status();
-    if s.is_client_error() {
-        bump(&state.metrics.errors_4xx);
-    } else if s.is_server_error() {
-        bump(&state.metrics.errors_5xx);
-    }
-    state
-        .metrics
-        .latency_us_sum
-        .fetch_add(start.elapsed().as_micros() as u64, Relaxed);
-    resp
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Parses a JSON body; errors name the field.
-fn parse<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                e.body_text(),
-            )
-        } else {
-            ApiError::bad("bad_body", e.body_text())
-        }
-    })?;
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad(
-                "malformed_json",
-                format!("the body is not valid JSON: {inner}"),
-            )
-        } else if path == "." {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("{inner}"),
-            )
-        } else {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("field `{path}`: {inner}"),
-            )
-        }
-    })
-}
-
-fn ok(status: StatusCode, body: Value) -> ApiResult {
-    Ok((status, Json(body)).into_response())
-}
-
-/// One input in a request: exactly one of the fields.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct InputSpec {
-    text: Option<String>,
-    smiles: Option<String>,
-    image_base64: Option<String>,
-    path: Option<String>,
-}
-
-impl InputSpec {
-    fn given(&self) -> usize {
-        [
-            self.text.is_some(),
-            self.smiles.is_some(),
-            self.image_base64.is_some(),
-            self.path.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count()
-    }
-
-    /// The owned input, charged to the request's `budget`; `at` names it in errors.
-    fn resolve(
-        self,
-        state: &State,
-        at: &str,
-        budget: &mut Budget,
-    ) -> Result<(Content, Option<String>), ApiError> {
-        let (input, smiles) = self.resolve_unchecked(state, at)?;
-        budget.charge(state, &input, at)?;
-        Ok((input, smiles))
-    }
-
-    fn resolve_unchecked(
-        self,
-        state: &State,
-        at: &str,
-    ) -> Result<(Content, Option<String>), ApiError> {
-        if self.given() != 1 {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("{at}: give exactly one of `text`, `smiles`, `image_base64`, `path`"),
-            ));
-        }
-        if let Some(t) = self.text {
-            return Ok((Content::Text(t), None));
-        }
-        if let Some(s) = self.smiles {
-            return Ok((Content::Smiles(s.clone()), Some(s)));
-        }
-        if let Some(b) = self.image_base64 {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "bad_base64",
-                        format!("{at}.image_base64: not valid base64: {e}"),
-                    )
-                })?;
-            return Ok((
-                Content::ImageBytes {
-                    name: format!("{at}.image_base64"),
-                    bytes,
-                },
-                None,
-            ));
-        }
-        let p = self.path.unwrap_or_default();
-        let path = allowed_path(state, &p, at)?;
-        let bytes = std::fs::read(&path).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unreadable_path",
-                format!("{at}.path `{p}`: {e}"),
-            )
-        })?;
-        let kind = weft::ingest::SourceKind::of(&path);
-        match kind {
-            Some(weft::ingest::SourceKind::Image) => {
-                Ok((Content::ImageBytes { name: p, bytes }, None))
-            }
-            Some(weft::ingest::SourceKind::Text) => Ok((
-                Content::Text(String::from_utf8_lossy(&bytes).into_owned()),
-                None,
-            )),
-            _ => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_field",
-                format!("{at}.path `{p}`: only image and text files can be given by path"),
-            )),
-        }
-    }
-}
-
-/// What one request may still cost: decoded image pixels and bytes, over
-/// all its inputs.
-struct Budget {
-    pixels: u64,
-    bytes: u64,
-}
-
-impl Budget {
-    fn new(state: &State) -> Self {
-        Budget {
-            pixels: state.config.max_request_pixels,
-            bytes: state.config.max_request_decoded_bytes,
-        }
-    }
-
-    /// Refuses (413) an input over the text limit or past the pixel budget,
-    /// before anything is tokenized or decoded.
-    fn charge(&mut self, state: &State, input: &Content, at: &str) -> Result<(), ApiError> {
-        let too_large =
-            |msg: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg);
-        match input {
-            Content::Text(t) | Content::Smiles(t) => {
-                let max = state.config.max_text_bytes;
-                if t.len() > max {
-                    return Err(too_large(format!(
-                        "{at}: {} bytes of text, over the limit of {max} (--max-text-bytes)",
-                        t.len()
-                    )));
-                }
-            }
-            Content::ImageBytes { bytes, .. } => {
-                // Only the header is read; a file that does not parse is
-                // left to the decoder, which names the problem.
-                if let Some(info) = weft::encoder::image::header_info(bytes) {
-                    let (w, h, px) = (info.width, info.height, info.pixels());
-                    if px > self.pixels {
-                        return Err(too_large(format!(
-                            "{at}: {w}x{h} pixels; the images of one request may hold {} pixels in all (--max-request-pixels)",
-                            state.config.max_request_pixels
-                        )));
-                    }
-                    if info.decoded_bytes > self.bytes {
-                        return Err(too_large(format!(
-                            "{at}: {w}x{h} pixels x {} channels x {} bits decode to {} bytes; the images of one request may decode to {} bytes in all (--max-request-decoded-mib)",
-                            info.channels,
-                            info.bits_per_channel,
-                            info.decoded_bytes,
-                            state.config.max_request_decoded_bytes
-                        )));
-                    }
-                    self.pixels -= px;
-                    self.bytes -= info.decoded_bytes;
-                }
-            }
-            // Paths are read into bytes (under the roots) before they are
-            // charged; one that reached here would skip the budget.
-            Content::ImagePath(_) => {
-                return Err(ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    format!("{at}: an image path reached the budget unread"),
-                ))
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A server-side path must lie inside a configured root.
-fn allowed_path(state: &State, p: &str, at: &str) -> Result<PathBuf, ApiError> {
-    let forbidden = |why: String| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "path_not_allowed",
-            format!("{at}.path `{p}`: {why}"),
-        )
-    };
-    if state.config.roots.is_empty() {
-        return Err(forbidden(
-            "server-side paths are disabled (start weft serve with --root DIR)".into(),
-        ));
-    }
-    // A path outside every root is refused before the file system is asked,
-    // so the answer says nothing about what exists there.
-    let lexical = lexical_absolute(Path::new(p));
-    let by_name = state.config.roots.iter().any(|r| lexical.starts_with(r))
-        || state
-            .config
-            .roots_as_given
-            .iter()
-            .any(|r| lexical.starts_with(lexical_absolute(r)));
-    if !by_name {
-        return Err(forbidden("outside the configured roots".into()));
-    }
-    let canon = Path::new(p).canonicalize().map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unreadable_path",
-            format!("{at}.path `{p}`: {e}"),
-        )
-    })?;
-    if state.config.roots.iter().any(|r| canon.starts_with(r)) {
-        Ok(canon)
-    } else {
-        Err(forbidden("outside the configured roots".into()))
-    }
-}
-
-/// `p` made absolute (against the working folder) with `.` and `..`
-/// resolved by name only, without following links.
-fn lexical_absolute(p: &Path) -> PathBuf {
-    let joined = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(p)
-    };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-async fn encode_one(
+pub(super) async fn encode_one(
     state: &State,
     bundle: &weft::bundle::Bundle,
     input: Content,
@@ -424,9 +11,7 @@ async fn encode_one(
     Ok(out.pop().expect("one result per input")?)
 }
 
-// ---------------------------------------------------------------- handlers
-
-async fn health(
+pub(super) async fn health(
     Axs(state): Axs<Shared>,
     axum::Extension(Authorised(authorised)): axum::Extension<Authorised>,
 ) -> ApiResult {
@@ -470,7 +55,7 @@ async fn health(
     )
 }
 
-async fn metrics(Axs(state): Axs<Shared>) -> Response {
+pub(super) async fn metrics(Axs(state): Axs<Shared>) -> Response {
     let m = &state.metrics;
     let batch = state.engine.batch_stats();
     let body = format!(
@@ -495,7 +80,7 @@ async fn metrics(Axs(state): Axs<Shared>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 
-async fn openapi() -> Response {
+pub(super) async fn openapi() -> Response {
     let mut paths = serde_json::Map::new();
     for (method, path, summary) in ROUTES {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
@@ -528,7 +113,7 @@ async fn openapi() -> Response {
     .into_response()
 }
 
-async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
+pub(super) async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
     let dir = &state.config.collections_dir;
     let mut out = Vec::new();
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -542,7 +127,7 @@ async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
     names.sort();
     // Collections this daemon has open answer from memory; the others are
     // read without their writer lock (a listing must not lock a CLI out).
-    let open: HashMap<String, Arc<super::Open>> = state.collections.opened().into_iter().collect();
+    let open: HashMap<String, Arc<Open>> = state.collections.opened().into_iter().collect();
     let dir = dir.clone();
     let engine = state.engine.clone();
     let listed = tokio::task::spawn_blocking(move || {
@@ -568,18 +153,7 @@ async fn list_collections(Axs(state): Axs<Shared>) -> ApiResult {
     ok(StatusCode::OK, json!({ "collections": listed }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateReq {
-    name: String,
-    bundle: Option<String>,
-    token_dtype: Option<String>,
-    m: Option<usize>,
-    ef_construction: Option<usize>,
-    ef_search: Option<usize>,
-}
-
-async fn create_collection(
+pub(super) async fn create_collection(
     Axs(state): Axs<Shared>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
@@ -610,14 +184,17 @@ async fn create_collection(
     let info = collection.info();
     state
         .collections
-        .insert(&req.name, Arc::new(super::Open { collection, bundle }));
+        .insert(&req.name, Arc::new(Open { collection, bundle }));
     ok(
         StatusCode::CREATED,
         json!({ "name": req.name, "info": info }),
     )
 }
 
-async fn collection_info(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+pub(super) async fn collection_info(
+    Axs(state): Axs<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult {
     let open = state.collection(&name).await?;
     ok(
         StatusCode::OK,
@@ -625,7 +202,10 @@ async fn collection_info(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>
     )
 }
 
-async fn delete_collection(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+pub(super) async fn delete_collection(
+    Axs(state): Axs<Shared>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult {
     let open = state.collection(&name).await?;
     state.collections.remove(&name);
     let dir = open.collection.dir().to_path_buf();
@@ -643,7 +223,7 @@ async fn delete_collection(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<Strin
     ok(StatusCode::OK, json!({ "deleted": name }))
 }
 
-async fn compact(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
+pub(super) async fn compact(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> ApiResult {
     let open = state.collection(&name).await?;
     let before = open.collection.info();
     tokio::task::spawn_blocking(move || {
@@ -655,27 +235,7 @@ async fn compact(Axs(state): Axs<Shared>, UrlPath(name): UrlPath<String>) -> Api
         .and_then(|after| ok(StatusCode::OK, json!({"reclaimed_items": before.deleted, "bytes_before": before.disk_bytes, "bytes_after": after.disk_bytes})))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ItemReq {
-    id: String,
-    text: Option<String>,
-    smiles: Option<String>,
-    image_base64: Option<String>,
-    path: Option<String>,
-    #[serde(default)]
-    payload: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddReq {
-    items: Vec<ItemReq>,
-    #[serde(default)]
-    upsert: bool,
-}
-
-async fn add_items(
+pub(super) async fn add_items(
     Axs(state): Axs<Shared>,
     UrlPath(name): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
@@ -770,7 +330,7 @@ async fn add_items(
     ok(StatusCode::OK, json!({ "added": n, "ids": ids }))
 }
 
-async fn get_item(
+pub(super) async fn get_item(
     Axs(state): Axs<Shared>,
     UrlPath((name, id)): UrlPath<(String, String)>,
 ) -> ApiResult {
@@ -791,7 +351,7 @@ async fn get_item(
     )
 }
 
-async fn delete_item(
+pub(super) async fn delete_item(
     Axs(state): Axs<Shared>,
     UrlPath((name, id)): UrlPath<(String, String)>,
 ) -> ApiResult {
@@ -812,24 +372,7 @@ async fn delete_item(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchReq {
-    text: Option<String>,
-    smiles: Option<String>,
-    image_base64: Option<String>,
-    path: Option<String>,
-    id: Option<String>,
-    vector: Option<Vec<f32>>,
-    tokens: Option<Vec<Vec<f32>>>,
-    k: Option<usize>,
-    scorer: Option<String>,
-    filter: Option<Value>,
-    #[serde(default)]
-    explain: bool,
-}
-
-async fn search_handler(
+pub(super) async fn search_handler(
     Axs(state): Axs<Shared>,
     UrlPath(name): UrlPath<String>,
     body: Result<Bytes, BytesRejection>,
@@ -893,22 +436,10 @@ async fn search_handler(
     ok(StatusCode::OK, json!({ "hits": hits }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClassifyReq {
-    bundle: Option<String>,
-    text: Option<String>,
-    smiles: Option<String>,
-    image_base64: Option<String>,
-    path: Option<String>,
-    labels: Vec<String>,
-    templates: Option<Vec<String>>,
-    top_k: Option<usize>,
-    abstain: Option<f32>,
-    multi_label: Option<f32>,
-}
-
-async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub(super) async fn classify(
+    Axs(state): Axs<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let req: ClassifyReq = parse(body)?;
     let bundle = state.bundle_or_default(req.bundle.as_deref()).await?;
     let spec = InputSpec {
@@ -980,14 +511,18 @@ async fn classify(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) 
 }
 
 /// Most prompt templates in one /classify request.
-const MAX_TEMPLATES: usize = 256;
+pub(super) const MAX_TEMPLATES: usize = 256;
 /// Most prompts (labels x templates) one /classify request may encode.
-const MAX_PROMPTS: usize = 65_536;
+pub(super) const MAX_PROMPTS: usize = 65_536;
 
 /// Bounds what the prompts of a /classify call cost before any is built:
 /// the template count, labels x templates, and each prompt's bytes (a
 /// template repeats the label once per `{}`).
-fn check_prompts(state: &State, labels: &[String], templates: &[String]) -> Result<(), ApiError> {
+pub(super) fn check_prompts(
+    state: &State,
+    labels: &[String],
+    templates: &[String],
+) -> Result<(), ApiError> {
     let too_large = |msg: String| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg);
     if templates.len() > MAX_TEMPLATES {
         return Err(too_large(format!(
@@ -1017,14 +552,10 @@ fn check_prompts(state: &State, labels: &[String], templates: &[String]) -> Resu
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EmbedReq {
-    bundle: Option<String>,
-    inputs: Vec<InputSpec>,
-}
-
-async fn embed(Axs(state): Axs<Shared>, body: Result<Bytes, BytesRejection>) -> ApiResult {
+pub(super) async fn embed(
+    Axs(state): Axs<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
     let req: EmbedReq = parse(body)?;
     if req.inputs.is_empty() {
         return Err(ApiError::new(
