@@ -1,0 +1,145 @@
+//! Checkpoints (the log's items as a segment, tombstones, payloads, the
+//! HNSW dump, then a new MANIFEST) and compaction.
+
+use super::*;
+
+impl Collection {
+    /// Writes the WAL's items as a segment, dumps the index and swaps the manifest.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut w = self.writer()?;
+        self.checkpoint_locked(&mut w)
+    }
+
+    pub(super) fn checkpoint_locked(&self, w: &mut WriterState) -> Result<()> {
+        let snap = self.snapshot();
+        snap.check_file_sizes()?;
+        let mut manifest = w.manifest.clone();
+        manifest.generation += 1;
+        let gen = manifest.generation;
+        let mut new_segment = None;
+        if !snap.mem.is_empty() {
+            let name = format!("seg-{:06}", manifest.next_segment);
+            manifest.next_segment += 1;
+            let items: Vec<&StoredItem> = snap.mem.iter().map(|a| a.as_ref()).collect();
+            segment::write(&self.dir, &name, &items, self.config.dim)?;
+            manifest.segments.push(SegmentRef {
+                name: name.clone(),
+                first_doc: snap.mem_first,
+                len: snap.mem.len(),
+            });
+            new_segment = Some((name, snap.mem_first, snap.mem.len()));
+        }
+        manifest.deletes = write_deletes(&self.dir, gen, &snap.deleted)?;
+        manifest.payloads = write_payloads(&self.dir, gen, &snap)?;
+        manifest.hnsw = dump_index(&self.dir, gen, &snap.index)?;
+        manifest.next_doc = snap.next_doc;
+        manifest.wal = format!("wal-{gen}.log");
+        wal::create(&self.dir.join(&manifest.wal))?;
+        write_manifest(&self.dir, &manifest)?;
+        // The new state is durable; publish it and drop what it no longer needs.
+        let mut fresh = (*snap).clone();
+        if let Some((name, first, len)) = new_segment {
+            let seg = Segment::open(
+                &self.dir,
+                &name,
+                first,
+                len,
+                self.config.dim,
+                self.config.token_dtype,
+            )?;
+            fresh.segments.push(Arc::new(seg));
+        }
+        fresh.mem.clear();
+        fresh.mem_bytes = 0;
+        fresh.mem_ids.clear();
+        fresh.mem_first = snap.next_doc;
+        fresh.generation = gen;
+        w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
+        w.manifest = manifest;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        cleanup(&self.dir, &w.manifest)
+    }
+
+    /// Rewrites the live items into one segment (renumbered), rebuilds the
+    /// index without deleted items and reclaims their space. Staged changes
+    /// are committed first.
+    pub fn compact(&self) -> Result<()> {
+        self.commit()?;
+        let mut w = self.writer()?;
+        let snap = self.snapshot();
+        let live: Vec<DocId> = snap.live_docs().collect();
+        let index = HnswIndex::new(self.config.hnsw, live.len())?;
+        let mut manifest = w.manifest.clone();
+        manifest.generation += 1;
+        let gen = manifest.generation;
+        manifest.segments.clear();
+        let mut segments = Vec::new();
+        if !live.is_empty() {
+            // Streamed: one item in memory at a time, plus the embeddings of
+            // one index batch (the index itself holds every vector until it
+            // is dumped).
+            const BATCH: usize = 8192;
+            let name = format!("seg-{:06}", manifest.next_segment);
+            manifest.next_segment += 1;
+            let mut out = SegmentWriter::create(&self.dir, &name, self.config.dim)?;
+            let mut batch: Vec<(Vec<f32>, DocId)> = Vec::with_capacity(BATCH);
+            let insert = |batch: &mut Vec<(Vec<f32>, DocId)>| -> Result<()> {
+                let rows: Vec<(&[f32], DocId)> = batch.iter().map(|(e, d)| (&e[..], *d)).collect();
+                index.insert_many(&rows)?;
+                batch.clear();
+                Ok(())
+            };
+            for (new_doc, doc) in live.iter().enumerate() {
+                let item = snap.stored(*doc)?;
+                out.push(&item)?;
+                batch.push((item.embedding, new_doc as DocId));
+                if batch.len() == BATCH {
+                    insert(&mut batch)?;
+                }
+            }
+            insert(&mut batch)?;
+            let len = out.finish()?;
+            manifest.segments.push(SegmentRef {
+                name: name.clone(),
+                first_doc: 0,
+                len,
+            });
+            segments.push(Arc::new(Segment::open(
+                &self.dir,
+                &name,
+                0,
+                len,
+                self.config.dim,
+                self.config.token_dtype,
+            )?));
+        }
+        // Never publish a segment built from zeros read off a cut file.
+        snap.check_file_sizes()?;
+        let index = Arc::new(index);
+        manifest.deletes = None;
+        manifest.payloads = None;
+        manifest.hnsw = dump_index(&self.dir, gen, &index)?;
+        manifest.next_doc = live.len() as u64;
+        manifest.wal = format!("wal-{gen}.log");
+        wal::create(&self.dir.join(&manifest.wal))?;
+        write_manifest(&self.dir, &manifest)?;
+        let fresh = Snapshot {
+            dir: self.dir.clone(),
+            config: Arc::clone(&self.config),
+            generation: gen,
+            segments,
+            mem: Vec::new(),
+            mem_bytes: 0,
+            mem_first: live.len() as u64,
+            mem_ids: HashMap::new(),
+            next_doc: live.len() as u64,
+            deleted: Arc::new(HashSet::new()),
+            payloads: Arc::new(HashMap::new()),
+            index,
+        };
+        w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
+        w.manifest = manifest;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        cleanup(&self.dir, &w.manifest)
+    }
+}
