@@ -5,13 +5,20 @@
 //! ranks with late interaction (FILIP, ColBERT MaxSim). See `ARCHITECTURE.md`
 //! for the map of the modules.
 //!
-//! ```no_run
-//! use weft::runtime::{Runtime, RuntimeOptions, SessionOptions, Device};
+//! [`Engine`] is the entry point: it finds ONNX Runtime and the model
+//! bundles where it is told (never by walking up from the current folder),
+//! opens collections and shares batching encoders between threads.
 //!
+//! ```no_run
 //! # fn main() -> weft::Result<()> {
-//! let runtime = Runtime::load(&RuntimeOptions::default())?;
-//! let probe = runtime.probe(&SessionOptions::default().with_device(Device::Auto))?;
-//! println!("ONNX Runtime {} ran on {}", runtime.version(), probe.provider);
+//! let engine = weft::Engine::builder().project_dir(".weft").build()?;
+//! let photos = engine.open_or_create("photos.weft", "starter-vl")?;
+//! photos.index(&["photos/"], |_| {})?;
+//! for hit in photos.search("a photo of a cat", &weft::SearchOptions::default())? {
+//!     println!("{:.3} {}", hit.score, hit.id);
+//! }
+//! let runtime = engine.runtime()?;
+//! println!("ONNX Runtime {} from {}", runtime.version(), runtime.origin());
 //! # Ok(())
 //! # }
 //! ```
