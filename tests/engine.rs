@@ -291,3 +291,36 @@ fn the_library_never_walks_up_for_the_runtime_or_bundles() {
     }
     assert!(!Engine::is_collection(Path::new("tests/data")));
 }
+
+/// Threads of this process whose name starts with `weft-` (the batcher's
+/// lanes are named `weft-text-BUNDLE` and `weft-image-BUNDLE`).
+fn batcher_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|n| n.starts_with("weft-"))
+        })
+        .count()
+}
+
+#[test]
+fn batcher_threads_end_with_the_engine() {
+    let engine = engine();
+    let bundle = engine.bundle("tiny-vl").unwrap();
+    engine.embed_one(&bundle, "start the lanes").unwrap();
+    assert!(batcher_threads() >= 2);
+    drop(bundle);
+    drop(engine);
+    // Other tests of this binary run engines too: wait until every one is
+    // gone. A lane that outlived its engine would keep this from reaching 0.
+    let start = std::time::Instant::now();
+    while batcher_threads() > 0 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{} batcher threads still running",
+            batcher_threads()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

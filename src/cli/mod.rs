@@ -84,6 +84,40 @@ fn find_project_dir(inside: &str) -> Option<PathBuf> {
         .find(|d| d.join(inside).is_dir())
 }
 
+/// The engine's settings from the flags and the project folders.
+fn engine_builder(g: &Global) -> anyhow::Result<EngineBuilder> {
+    let mut b = Engine::builder()
+        .device(g.device.parse::<Device>()?)
+        .allow_cpu_fallback(g.allow_cpu_fallback);
+    if let Some(p) = &g.ort_lib {
+        b = b.ort_library(p);
+    }
+    if let Some(p) = find_project_dir("onnxruntime") {
+        b = b.ort_project_dir(p);
+    }
+    if let Some(t) = g.threads {
+        b = b.threads(t);
+    }
+    for d in &g.models_dirs {
+        b = b.models_dir_from(d, "--models-dir");
+    }
+    // Searched after --models-dir and WEFT_MODELS: the nearest
+    // .weft/models at or above the current folder, else ./.weft/models.
+    b = match find_project_dir("models") {
+        Some(p) => {
+            b.fallback_models_dir(p.join("models"), format!("project folder {}", p.display()))
+        }
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            b.fallback_models_dir(
+                cwd.join(".weft").join("models"),
+                "the current folder (no .weft/models above it)",
+            )
+        }
+    };
+    Ok(b)
+}
+
 impl Env {
     /// The engine with the daemon's batching and label cache settings.
     #[cfg(feature = "server")]
@@ -93,57 +127,19 @@ impl Env {
         max_wait_ms: u64,
         label_cache_bytes: u64,
     ) -> anyhow::Result<Engine> {
-        Ok(self
-            .builder()?
+        Ok(engine_builder(&self.global)?
             .batching(max_batch, std::time::Duration::from_millis(max_wait_ms))
             .label_cache_bytes(label_cache_bytes)
             .build()?)
     }
 
     fn new(global: Global) -> anyhow::Result<Env> {
-        let project = find_project_dir("");
-        let mut env = Env {
+        let engine = engine_builder(&global)?.build()?;
+        Ok(Env {
             global,
-            project,
-            engine: Engine::builder().build()?,
-        };
-        env.engine = env.builder()?.build()?;
-        Ok(env)
-    }
-
-    /// The engine's settings from the flags and the project folder.
-    fn builder(&self) -> anyhow::Result<EngineBuilder> {
-        let g = &self.global;
-        let mut b = Engine::builder()
-            .device(g.device.parse::<Device>()?)
-            .allow_cpu_fallback(g.allow_cpu_fallback);
-        if let Some(p) = &g.ort_lib {
-            b = b.ort_library(p);
-        }
-        if let Some(p) = find_project_dir("onnxruntime") {
-            b = b.ort_project_dir(p);
-        }
-        if let Some(t) = g.threads {
-            b = b.threads(t);
-        }
-        for d in &g.models_dirs {
-            b = b.models_dir_from(d, "--models-dir");
-        }
-        // Searched after --models-dir and WEFT_MODELS: the nearest
-        // .weft/models at or above the current folder, else ./.weft/models.
-        b = match find_project_dir("models") {
-            Some(p) => {
-                b.fallback_models_dir(p.join("models"), format!("project folder {}", p.display()))
-            }
-            None => {
-                let cwd = std::env::current_dir().unwrap_or_default();
-                b.fallback_models_dir(
-                    cwd.join(".weft").join("models"),
-                    "the current folder (no .weft/models above it)",
-                )
-            }
-        };
-        Ok(b)
+            project: find_project_dir(""),
+            engine,
+        })
     }
 
     fn collections_dir(&self) -> PathBuf {

@@ -419,3 +419,22 @@ fn worker(
         active.retain(|a| a.reply.is_some());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_paths_are_charged_by_their_header() {
+        let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rgb_64x48.png");
+        assert_eq!(header_pixels(&Content::ImagePath(png.clone())), 64 * 48);
+        let bytes = std::fs::read(&png).unwrap();
+        let inline = Content::ImageBytes {
+            name: "x".into(),
+            bytes,
+        };
+        assert_eq!(header_pixels(&inline), 64 * 48);
+        assert_eq!(header_pixels(&Content::ImagePath("/no/such.png".into())), 0);
+        assert_eq!(header_pixels(&Content::Text("a".into())), 0);
+    }
+}

@@ -902,11 +902,15 @@ impl Collection {
             SearchQuery::Query(q) => (q, None),
             SearchQuery::Content(c) => (self.encode_query(c)?, None),
         };
-        let mut options = options.clone();
-        if exclude.is_some() {
-            options = options.with_exclude(exclude);
-        }
-        crate::search::search(&snap, &query, &options, &mut SearchScratch::new())
+        let excluding;
+        let options = match exclude {
+            Some(doc) => {
+                excluding = options.clone().with_exclude(Some(doc));
+                &excluding
+            }
+            None => options,
+        };
+        crate::search::search(&snap, &query, options, &mut SearchScratch::new())
     }
 
     /// Encodes a query; a SMILES is kept for the molecule scorers.
@@ -982,16 +986,26 @@ impl Batch {
     /// Encodes and stages new items (an id that exists is
     /// [`Error::DuplicateId`]); on an error nothing of this call is staged.
     pub fn add_all(&mut self, items: Vec<Item>) -> Result<()> {
-        let contents: Vec<Content> = items.iter().map(|i| i.content.clone()).collect();
+        // What the store keeps of each item besides its vectors; the
+        // contents themselves (image bytes) move into the encoder queue.
+        let mut kept = Vec::with_capacity(items.len());
+        let mut contents = Vec::with_capacity(items.len());
+        for item in items {
+            kept.push((
+                item.id,
+                item.content.modality(),
+                item.content.source(),
+                item.payload,
+            ));
+            contents.push(item.content);
+        }
         let encoded = self.collection.submit(contents)?.wait();
-        let mut ready = Vec::with_capacity(items.len());
-        for (item, e) in items.into_iter().zip(encoded) {
-            let modality = item.content.modality();
-            let e = e?;
+        let mut ready = Vec::with_capacity(kept.len());
+        for ((id, modality, source, payload), e) in kept.into_iter().zip(encoded) {
             ready.push(
-                e.into_item(item.id, modality)
-                    .with_source(item.content.source())
-                    .with_payload(item.payload),
+                e?.into_item(id, modality)
+                    .with_source(source)
+                    .with_payload(payload),
             );
         }
         let snap = self.collection.store.snapshot();

@@ -33,10 +33,8 @@ mod x86;
 #[inline]
 pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            return crate::sys::simd::dot(a, b);
-        }
+    if let Some(d) = crate::sys::simd::dot(a, b) {
+        return d;
     }
     portable::dot_f32(a, b)
 }

@@ -814,14 +814,17 @@ pub(crate) fn maxsim_i8_madd(
     unsafe { i8_avx2(qt, qscale, doc, a, qmax, dmax) }
 }
 
-/// Dot product of two f32 slices (over the shorter length) with AVX2 + FMA.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    need(
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-        "AVX2",
-    );
-    // SAFETY: the features were checked just above.
-    unsafe { dot_avx2(a, b) }
+/// Dot product of two f32 slices (over the shorter length) with AVX2 +
+/// FMA; `None` on a CPU without them. One feature check per call: this is
+/// the HNSW walk's distance.
+#[inline]
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> Option<f32> {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the features were checked just above.
+        Some(unsafe { dot_avx2(a, b) })
+    } else {
+        None
+    }
 }
 
 // ------------------------------------------------------- test-only helpers
