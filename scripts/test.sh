@@ -19,7 +19,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -D warnings (all features, then the default library alone)"
-cargo clippy --all-targets --all-features --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo clippy --lib --locked -- -D warnings
 cargo clippy --features cli --bins --locked -- -D warnings
 
@@ -40,3 +40,6 @@ if [[ -z "$(command -v nvidia-smi || true)" ]]; then
 fi
 cargo test --all-targets --all-features --locked
 cargo test --doc --all-features --locked
+
+step "bindings: C ABI (header, threads, example, valgrind) and the Python wheel (pytest)"
+scripts/bindings.sh

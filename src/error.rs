@@ -230,7 +230,86 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, coarse and stable: what a binding
+/// maps to a status code (C) or an exception class (Python), and what a
+/// caller branches on. See [`Error::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An option or argument is out of range or malformed
+    /// ([`Error::InvalidConfig`]).
+    InvalidConfig,
+    /// An input cannot be used: a file, text, SMILES, vector, a duplicate
+    /// id, a modality the bundle has no encoder for.
+    InvalidInput,
+    /// No such collection, item or bundle.
+    NotFound,
+    /// Stored data is damaged or in a format this build cannot read.
+    CorruptedData,
+    /// A bundle is malformed, cannot be imported, or is not the one a
+    /// collection was made with.
+    Bundle,
+    /// A file could not be read or written.
+    Io,
+    /// Another writer holds the collection.
+    Locked,
+    /// The encoder queue is full; retry shortly.
+    Busy,
+    /// ONNX Runtime is missing, cannot load, or failed while running.
+    Runtime,
+    /// The requested execution provider cannot run.
+    ProviderUnavailable,
+}
+
+impl ErrorKind {
+    /// A stable snake_case name (`invalid_input`, `corrupted_data`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::InvalidInput => "invalid_input",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::CorruptedData => "corrupted_data",
+            ErrorKind::Bundle => "bundle",
+            ErrorKind::Io => "io",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Runtime => "runtime",
+            ErrorKind::ProviderUnavailable => "provider_unavailable",
+        }
+    }
+}
+
 impl Error {
+    /// The kind of failure, decided by [`Error::underlying`]: an encoder
+    /// that did not load because its model file is damaged is
+    /// [`ErrorKind::Runtime`], one the bundle lacks is
+    /// [`ErrorKind::InvalidInput`].
+    pub fn kind(&self) -> ErrorKind {
+        match self.underlying() {
+            Error::InvalidConfig { .. } => ErrorKind::InvalidConfig,
+            Error::InvalidInput { .. }
+            | Error::WrongDimension { .. }
+            | Error::DuplicateId { .. }
+            | Error::MissingEncoder { .. } => ErrorKind::InvalidInput,
+            Error::NotFound { .. } | Error::BundleNotFound { .. } => ErrorKind::NotFound,
+            Error::Corrupted { .. }
+            | Error::ChecksumMismatch { .. }
+            | Error::UnsupportedFormat { .. } => ErrorKind::CorruptedData,
+            Error::Bundle { .. } | Error::Import { .. } | Error::BundleMismatch { .. } => {
+                ErrorKind::Bundle
+            }
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Locked { .. } => ErrorKind::Locked,
+            Error::Busy { .. } => ErrorKind::Busy,
+            Error::ProviderUnavailable { .. } => ErrorKind::ProviderUnavailable,
+            Error::RuntimeNotFound { .. }
+            | Error::RuntimeLoad { .. }
+            | Error::RuntimeAlreadyLoaded { .. }
+            | Error::Onnx { .. }
+            | Error::EncoderLoad { .. } => ErrorKind::Runtime,
+        }
+    }
+
     /// The error that decides what kind of failure this is: for an encoder
     /// that did not load, why it did not (a missing encoder is the caller's
     /// input, a broken model file is not); else the error itself.

@@ -46,7 +46,7 @@ mod sys;
 pub use engine::{
     Batch, Collection, Content, CreateOptions, Engine, EngineBuilder, Item, SearchQuery,
 };
-pub use error::{Error, OnnxError, Result};
+pub use error::{Error, ErrorKind, OnnxError, Result};
 pub use search::{Hit, SearchOptions};
 pub use sys::handle_sigbus;
 

@@ -249,6 +249,35 @@ fn molecule_queries_keep_their_smiles() {
         )
         .unwrap();
     assert_eq!(hits.len(), 3);
+    // A text query reads the items' SMILES, which `add` keeps in the
+    // payload as `index` does (beside the caller's own fields).
+    mols.add(vec![Item::new(
+        "toluene",
+        Content::Smiles("Cc1ccccc1".into()),
+    )
+    .with_payload(serde_json::json!({"name": "toluene"}))])
+        .unwrap();
+    let hits = mols
+        .search("an aromatic ring", &opts.clone().with_k(4))
+        .unwrap();
+    assert_eq!(hits.len(), 4);
+    let toluene = hits.iter().find(|h| h.id == "toluene").unwrap();
+    assert_eq!(
+        toluene.payload,
+        serde_json::json!({"name": "toluene", "smiles": "Cc1ccccc1"})
+    );
+    // A bad item is named by its id, with its SMILES.
+    let err = mols
+        .add(vec![
+            Item::new("fine", Content::Smiles("CC".into())),
+            Item::new("bad", Content::Smiles("C1CC((((".into())),
+        ])
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("item `bad` (\"C1CC((((\")") && msg.contains("SMILES"),
+        "{msg}"
+    );
     let err = mols
         .search(SearchQuery::Content(Content::Smiles("C1CC(".into())), &opts)
         .unwrap_err();

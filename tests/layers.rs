@@ -103,7 +103,7 @@ fn modules_only_use_lower_layers() {
     );
 }
 
-/// The faces (CLI, daemon) wire nothing themselves: runtime, bundles,
+/// The faces (CLI, daemon, C and Python bindings) wire nothing themselves: runtime, bundles,
 /// encoders and collections come from `weft::Engine`.
 #[test]
 fn the_faces_wire_nothing_themselves() {
@@ -122,9 +122,13 @@ fn the_faces_wire_nothing_themselves() {
         "tag_collection",
         "\"MANIFEST\"",
     ];
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
     let mut files = vec![src.join("main.rs")];
     rust_files(&src.join("cli"), &mut files);
+    // The bindings are faces too.
+    rust_files(&root.join("capi/src"), &mut files);
+    rust_files(&root.join("python/src"), &mut files);
     let mut found = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();

@@ -974,6 +974,26 @@ impl Collection {
     }
 }
 
+/// An input error of an item being added, named by the item's id (the
+/// encoder names inputs by their place in the batch: `item 3 ("CC(")`).
+fn name_item(e: Error, id: &str) -> Error {
+    match e {
+        Error::InvalidInput { item, reason } if !item.contains(&format!("`{id}`")) => {
+            let rest = item
+                .strip_prefix("item ")
+                .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit()))
+                .filter(|r| r.is_empty() || r.starts_with(' '))
+                .map(str::to_string)
+                .unwrap_or_else(|| format!(" ({item})"));
+            Error::InvalidInput {
+                item: format!("item `{id}`{rest}"),
+                reason,
+            }
+        }
+        e => e,
+    }
+}
+
 /// Changes staged by one caller; see [`Collection::batch`]. `Send`, so a
 /// batch may be filled on one thread and committed on another.
 #[derive(Debug)]
@@ -991,11 +1011,23 @@ impl Batch {
         let mut kept = Vec::with_capacity(items.len());
         let mut contents = Vec::with_capacity(items.len());
         for item in items {
+            let mut payload = item.payload;
+            // The molecule scorers (motif OT, multi-grained) read an item's
+            // SMILES from its payload, as `index` stores it.
+            if let Content::Smiles(s) = &item.content {
+                if payload.is_null() {
+                    payload = serde_json::Value::Object(Default::default());
+                }
+                if let Some(map) = payload.as_object_mut() {
+                    map.entry("smiles")
+                        .or_insert_with(|| serde_json::Value::String(s.trim().to_string()));
+                }
+            }
             kept.push((
                 item.id,
                 item.content.modality(),
                 item.content.source(),
-                item.payload,
+                payload,
             ));
             contents.push(item.content);
         }
@@ -1003,7 +1035,8 @@ impl Batch {
         let mut ready = Vec::with_capacity(kept.len());
         for ((id, modality, source, payload), e) in kept.into_iter().zip(encoded) {
             ready.push(
-                e?.into_item(id, modality)
+                e.map_err(|e| name_item(e, &id))?
+                    .into_item(id, modality)
                     .with_source(source)
                     .with_payload(payload),
             );
