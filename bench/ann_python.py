@@ -104,9 +104,9 @@ def run_hnswlib(a, data, queries, truth) -> dict:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            ver = "chroma-hnswlib " + version("chroma-hnswlib")
+            ver = "chroma-hnswlib " + version("chroma-hnswlib") + " (generic wheel)"
         except PackageNotFoundError:
-            ver = "hnswlib " + version("hnswlib")
+            ver = "hnswlib " + version("hnswlib") + " (sdist built here, -march=native)"
     except Exception:  # noqa: BLE001
         ver = "unknown"
     return {"build_s": round(build_s, 3), "results": results, "version": ver}

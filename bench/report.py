@@ -298,8 +298,25 @@ def sec_maxsim(r: Run) -> list[str]:
                "max dot product over the document's tokens, for every document. Time per full scoring pass; "
                "GFLOP/s counts the 2·docs·nd·nq·dim multiply-adds.")
     out.append("")
-    out += ["| implementation | dtype | kernel | ms (median) | GFLOP/s | speed-up vs numpy f32 |", "|---|---|---|---|---|---|"]
+    peaks = r.ok("peak", "fma-loop")
+    f32_peak = agg(d.get("f32_gflops") for d in peaks)
+    i8_peak = agg(d.get("i8_gops") for d in peaks if d.get("i8_gops"))
+    if peaks:
+        bits = peaks[0].get("vector_bits")
+        out += [f"Per-core limit, measured in this run by `bench/fma_peak.c` (independent FMA chains on {bits}-bit "
+                f"vectors, one core, best of 5): f32 {fmt(f32_peak)} GFLOP/s"
+                + (f", i8 VNNI {fmt(i8_peak)} GOP/s." if i8_peak else "; no VNNI on this CPU (the i8 kernel "
+                   "uses `vpmaddubsw`/`vpmaddwd`, so its row has no i8 limit)."), ""]
+    else:
+        out += [f"Per-core limit: {r.why('peak', 'fma-loop')}", ""]
+    out += ["| implementation | dtype | kernel | ms (median) | GFLOP/s | of the core's limit | speed-up vs numpy f32 |",
+            "|---|---|---|---|---|---|---|"]
     base = agg(get(d, "ms_median") for d in p)
+
+    def of_peak(ls, dt):
+        limit = i8_peak if dt == "i8" else f32_peak
+        g = agg(d.get("gflops") for d in ls)
+        return f"{100 * g / limit:.0f}%" if g and limit else "–"
 
     def ms_cell(ls, name, impl):
         v = [d.get("ms_median") for d in ls]
@@ -315,11 +332,11 @@ def sec_maxsim(r: Run) -> list[str]:
         w = r.ok("maxsim", "weft", dtype=dt)
         kern = w[0].get("kernel", "") if w else ""
         out.append(f"| weft | {dt} | {kern} | {ms_cell(w, 'maxsim', 'weft')} | "
-                   f"{spread([d.get('gflops') for d in w]) if w else '–'} | "
+                   f"{spread([d.get('gflops') for d in w]) if w else '–'} | {of_peak(w, dt)} | "
                    f"{ratio(base, agg(d.get('ms_median') for d in w))} |")
     kern = p[0].get("kernel", "") if p else ""
     out.append(f"| numpy (matmul + max + sum) | f32 | {kern} | {ms_cell(p, 'maxsim', 'numpy')} | "
-               f"{spread([d.get('gflops') for d in p]) if p else '–'} | {'1.00×' if p else '–'} |")
+               f"{spread([d.get('gflops') for d in p]) if p else '–'} | {of_peak(p, 'f32')} | {'1.00×' if p else '–'} |")
     out.append("")
     if p and p[0].get("blas"):
         d = p[0]

@@ -101,13 +101,20 @@ fi
 
 # ---------------------------------------------------------------------------- (c)
 step "Python baselines venv ($VENV)"
-want_hash="$(sha256sum bench/requirements.txt | cut -d' ' -f1)"
+HNSWLIB="hnswlib==0.8.0"
+want_hash="$( (cat bench/requirements.txt; echo "$HNSWLIB native") | sha256sum | cut -d' ' -f1)"
 stamp="$VENV/.requirements.sha256"
 if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want_hash" ]]; then
   "${PYTHON:-python3}" -m venv "$VENV"
   "$PY" -m pip install --disable-pip-version-check -q -r bench/requirements.txt
+  # A fair hnswlib: upstream's sdist compiled here for this CPU (-march=native is
+  # setup.py's default unless HNSWLIB_NO_NATIVE is set), not a generic wheel.
+  "$PY" -m pip uninstall -y -q chroma-hnswlib 2>/dev/null || true
+  env -u HNSWLIB_NO_NATIVE "$PY" -m pip install --disable-pip-version-check -q \
+    --no-build-isolation --no-binary hnswlib --no-cache-dir "$HNSWLIB"
   echo "$want_hash" > "$stamp.tmp" && mv "$stamp.tmp" "$stamp"
 fi
+echo "hnswlib: $("$PY" -c 'import hnswlib, importlib.metadata as m; print("hnswlib", m.version("hnswlib"), "built here from the sdist with -O3 -march=native:", hnswlib.__file__)')" | tee -a "$LOG"
 echo "venv ok: $("$PY" -c 'import numpy, onnxruntime, faiss; print("numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__, "faiss", faiss.__version__)')" | tee -a "$LOG"
 
 # ---------------------------------------------------------------------------- (d)
@@ -243,6 +250,9 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
   if want maxsim && (( rep <= REPEAT )); then
     step "maxsim (rep $rep/$REPEAT)"
     MS=(--docs 1000 --nd 64 --nq 32 --dim 128 --runs "$MAXSIM_RUNS")
+    # the per-core limit, measured in the same repetition: a tiny FMA (and VNNI) loop on one core
+    cc -O3 -march=native -o "$BENCH_DIR/fma_peak" bench/fma_peak.c \
+      && record peak fma-loop "$rep" taskset -c 0 "$BENCH_DIR/fma_peak"
     w() { for dt in f32 f16 i8; do weft maxsim "$rep" maxsim "${MS[@]}" --dtype "$dt"; done; }
     p() { record maxsim numpy "$rep" "$PY" bench/maxsim_numpy.py "${MS[@]}"; }
     if [[ $flip == 1 ]]; then w; p; else p; w; fi

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+mod cache;
 pub mod chem;
 pub mod classify;
 pub mod doctor;

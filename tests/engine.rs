@@ -353,3 +353,44 @@ fn batcher_threads_end_with_the_engine() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_repeated_query_text_comes_from_the_query_cache() {
+    let dir = temp("qcache");
+    let engine = engine();
+    let photos = engine.open_or_create(&dir, "tiny-vl").unwrap();
+    photos.index(&[root().join("tests/data")], |_| {}).unwrap();
+    let opts = SearchOptions::default();
+    let first = photos.search("a red square", &opts).unwrap();
+    let s = engine.query_cache_stats();
+    assert_eq!((s.hits, s.misses, s.entries), (0, 1, 1), "{s:?}");
+    let again = photos.search("a red square", &opts).unwrap();
+    assert_eq!(first, again);
+    let s = engine.query_cache_stats();
+    assert_eq!((s.hits, s.misses), (1, 1), "{s:?}");
+    assert!(s.bytes > 0);
+    // A different text, and an image (never cached), are encoded.
+    photos.search("a blue circle", &opts).unwrap();
+    photos
+        .search(
+            Content::from(root().join("tests/data/rgb_64x48.png")),
+            &opts,
+        )
+        .unwrap();
+    let s = engine.query_cache_stats();
+    assert_eq!((s.hits, s.misses, s.entries), (1, 2, 2), "{s:?}");
+
+    // Capacity 0 turns it off.
+    let off = Engine::builder()
+        .project_dir(root().join(".weft"))
+        .models_dir(root().join("tests/bundles"))
+        .query_cache_bytes(0)
+        .build()
+        .unwrap();
+    let c = off.open_read_only(&dir).unwrap();
+    let a = c.search("a red square", &opts).unwrap();
+    let b = c.search("a red square", &opts).unwrap();
+    assert_eq!(a, b);
+    let s = off.query_cache_stats();
+    assert_eq!((s.hits, s.misses, s.entries), (0, 2, 0), "{s:?}");
+}

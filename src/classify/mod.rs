@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 use crate::bundle::{Modality, ZeroShot, ZeroShotScoring};
+use crate::cache::Lru;
 use crate::encoder::{BundleEncoders, Input};
 use crate::error::{Error, Result};
 use crate::score::{self, MaxSimScratch};
@@ -161,17 +162,15 @@ type LabelKey = (String, String, u64);
 /// bytes: the least recently used labels are dropped first.
 #[derive(Debug)]
 pub struct LabelCache {
-    inner: Mutex<Lru>,
-    capacity_bytes: u64,
+    inner: Mutex<Labels>,
 }
 
-#[derive(Debug, Default)]
-struct Lru {
-    map: HashMap<LabelKey, (Arc<LabelVec>, u64)>,
-    /// Last use -> key; the first entry is the least recently used.
-    order: std::collections::BTreeMap<u64, LabelKey>,
-    tick: u64,
-    stats: CacheStats,
+#[derive(Debug)]
+struct Labels {
+    lru: Lru<LabelKey, Arc<LabelVec>>,
+    hits: u64,
+    misses: u64,
+    prompts_encoded: u64,
 }
 
 /// Default capacity of a [`LabelCache`]: 64 MiB.
@@ -196,59 +195,30 @@ impl LabelCache {
     /// An empty cache that holds at most `bytes` (0 caches nothing).
     pub fn with_capacity_bytes(bytes: u64) -> Self {
         LabelCache {
-            inner: Mutex::new(Lru::default()),
-            capacity_bytes: bytes,
+            inner: Mutex::new(Labels {
+                lru: Lru::new(bytes),
+                hits: 0,
+                misses: 0,
+                prompts_encoded: 0,
+            }),
         }
     }
 
     /// Counters so far.
     pub fn stats(&self) -> CacheStats {
-        self.lock().stats
+        let l = self.lock();
+        CacheStats {
+            hits: l.hits,
+            misses: l.misses,
+            prompts_encoded: l.prompts_encoded,
+            entries: l.lru.len() as u64,
+            bytes: l.lru.bytes(),
+            evictions: l.lru.evictions(),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Labels> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Lru {
-    fn touch(&mut self, key: &LabelKey) -> Option<Arc<LabelVec>> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (v, last) = self.map.get_mut(key)?;
-        let old = std::mem::replace(last, tick);
-        let v = Arc::clone(v);
-        if let Some(k) = self.order.remove(&old) {
-            self.order.insert(tick, k);
-        }
-        Some(v)
-    }
-
-    fn insert(&mut self, key: LabelKey, v: Arc<LabelVec>, capacity: u64) {
-        let bytes = entry_bytes(&key, &v);
-        if bytes > capacity {
-            return;
-        }
-        self.tick += 1;
-        if let Some((old, last)) = self.map.remove(&key) {
-            self.order.remove(&last);
-            self.stats.bytes -= entry_bytes(&key, &old);
-            self.stats.entries -= 1;
-        }
-        while self.stats.bytes + bytes > capacity {
-            let Some((_, k)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some((old, _)) = self.map.remove(&k) {
-                self.stats.bytes -= entry_bytes(&k, &old);
-                self.stats.entries -= 1;
-                self.stats.evictions += 1;
-            }
-        }
-        self.order.insert(self.tick, key.clone());
-        self.map.insert(key, (v, self.tick));
-        self.stats.bytes += bytes;
-        self.stats.entries += 1;
     }
 }
 
@@ -349,15 +319,15 @@ impl Classifier {
         let tkey = templates_key(templates);
         let key = |l: &str| (hash.clone(), l.trim().to_string(), tkey);
         let mut out: Vec<Option<Arc<LabelVec>>> = {
-            let mut lru = self.cache.lock();
-            labels.iter().map(|l| lru.touch(&key(l))).collect()
+            let mut c = self.cache.lock();
+            labels.iter().map(|l| c.lru.get(&key(l))).collect()
         };
         let missing: Vec<usize> = (0..labels.len()).filter(|i| out[*i].is_none()).collect();
         {
-            let s = &mut self.cache.lock().stats;
-            s.hits += (labels.len() - missing.len()) as u64;
-            s.misses += missing.len() as u64;
-            s.prompts_encoded += (missing.len() * templates.len()) as u64;
+            let mut c = self.cache.lock();
+            c.hits += (labels.len() - missing.len()) as u64;
+            c.misses += missing.len() as u64;
+            c.prompts_encoded += (missing.len() * templates.len()) as u64;
         }
         if !missing.is_empty() {
             let prompts: Vec<String> = missing
@@ -371,8 +341,7 @@ impl Classifier {
             let inputs: Vec<Input<'_>> = prompts.iter().map(|p| Input::Text(p)).collect();
             let encoded = self.encoders.encoder(Modality::Text)?.encode(&inputs);
             let mut encoded = encoded.into_iter();
-            let capacity = self.cache.capacity_bytes;
-            let mut lru = self.cache.lock();
+            let mut c = self.cache.lock();
             for i in missing {
                 let mut sum: Vec<f32> = Vec::new();
                 let mut first_tokens = None;
@@ -389,7 +358,9 @@ impl Classifier {
                     embedding: sum.iter().map(|x| x / n).collect(),
                     tokens: first_tokens.unwrap_or_default(),
                 });
-                lru.insert(key(&labels[i]), Arc::clone(&v), capacity);
+                let k = key(&labels[i]);
+                let bytes = entry_bytes(&k, &v);
+                c.lru.insert(k, Arc::clone(&v), bytes);
                 out[i] = Some(v);
             }
         }

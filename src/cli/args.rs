@@ -141,6 +141,9 @@ pub(crate) struct ServeArgs {
     /// Memory for cached label embeddings of /classify, in MiB (least recently used dropped first).
     #[arg(long, default_value_t = 64)]
     pub(crate) label_cache_mib: u64,
+    /// Memory for the embeddings of recent query texts and SMILES, in MiB (0: off).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) query_cache_mib: u64,
 }
 
 #[derive(Subcommand)]

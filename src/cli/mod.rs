@@ -119,17 +119,19 @@ fn engine_builder(g: &Global) -> anyhow::Result<EngineBuilder> {
 }
 
 impl Env {
-    /// The engine with the daemon's batching and label cache settings.
+    /// The engine with the daemon's batching, label and query cache settings.
     #[cfg(feature = "server")]
     fn engine_for_serve(
         &self,
         max_batch: usize,
         max_wait_ms: u64,
         label_cache_bytes: u64,
+        query_cache_bytes: u64,
     ) -> anyhow::Result<Engine> {
         Ok(engine_builder(&self.global)?
             .batching(max_batch, std::time::Duration::from_millis(max_wait_ms))
             .label_cache_bytes(label_cache_bytes)
+            .query_cache_bytes(query_cache_bytes)
             .build()?)
     }
 
@@ -232,7 +234,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     max_request_pixels: args.max_request_pixels,
                     max_request_decoded_bytes: args.max_request_decoded_mib << 20,
                 },
-                env.engine_for_serve(args.max_batch, args.max_wait_ms, args.label_cache_mib << 20)?,
+                env.engine_for_serve(
+                    args.max_batch,
+                    args.max_wait_ms,
+                    args.label_cache_mib << 20,
+                    args.query_cache_mib << 20,
+                )?,
             )?;
             Ok(ExitCode::SUCCESS)
         }

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::bundle::{self, Bundle};
+use crate::cache::Lru;
 use crate::classify::{
     Classification, Classifier, ClassifyOptions, LabelCache, TagOptions, TagReport,
 };
@@ -220,6 +221,7 @@ pub struct EngineBuilder {
     max_batch: usize,
     max_wait: Duration,
     label_cache_bytes: u64,
+    query_cache_bytes: u64,
 }
 
 impl Default for EngineBuilder {
@@ -236,6 +238,7 @@ impl Default for EngineBuilder {
             max_batch: 32,
             max_wait: Duration::from_millis(2),
             label_cache_bytes: 64 << 20,
+            query_cache_bytes: DEFAULT_QUERY_CACHE_BYTES,
         }
     }
 }
@@ -327,6 +330,13 @@ impl EngineBuilder {
         self
     }
 
+    /// Memory for the embeddings of recent query texts and SMILES (0 turns
+    /// the query cache off).
+    pub fn query_cache_bytes(mut self, bytes: u64) -> Self {
+        self.query_cache_bytes = bytes;
+        self
+    }
+
     /// The engine. ONNX Runtime loads on first use (listing bundles or
     /// collections never loads it).
     pub fn build(self) -> Result<Engine> {
@@ -373,6 +383,11 @@ impl EngineBuilder {
                 batchers: Mutex::new(HashMap::new()),
                 classifiers: Mutex::new(HashMap::new()),
                 labels: Arc::new(LabelCache::with_capacity_bytes(self.label_cache_bytes)),
+                queries: Mutex::new(QueryCache {
+                    lru: Lru::new(self.query_cache_bytes),
+                    hits: 0,
+                    misses: 0,
+                }),
                 stats: Arc::new(BatchStats::default()),
             }),
         })
@@ -400,7 +415,37 @@ struct Inner {
     /// One classifier per bundle hash (they share the label cache).
     classifiers: Mutex<HashMap<String, Arc<Mutex<Classifier>>>>,
     labels: Arc<LabelCache>,
+    queries: Mutex<QueryCache>,
     stats: Arc<BatchStats>,
+}
+
+/// Default capacity of the query cache: 16 MiB (a text query of a FILIP
+/// bundle holds about 40 KB).
+pub const DEFAULT_QUERY_CACHE_BYTES: u64 = 16 << 20;
+
+/// Bundle hash, modality, text.
+type QueryKey = (String, Modality, String);
+
+#[derive(Debug)]
+struct QueryCache {
+    lru: Lru<QueryKey, Arc<Encoded>>,
+    hits: u64,
+    misses: u64,
+}
+
+/// Counters of the query cache ([`Engine::query_cache_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueryCacheStats {
+    /// Queries answered from the cache.
+    pub hits: u64,
+    /// Queries encoded (text and SMILES; images are never cached).
+    pub misses: u64,
+    /// Queries held now.
+    pub entries: u64,
+    /// Bytes they hold.
+    pub bytes: u64,
+    /// Queries dropped to stay within the capacity, least recently used first.
+    pub evictions: u64,
 }
 
 /// The entry point of the library: see the [module docs](self).
@@ -583,6 +628,51 @@ impl Engine {
     pub fn embed_one(&self, bundle: &Bundle, input: impl Into<Content>) -> Result<Encoded> {
         let mut out = self.embed(bundle, vec![input.into()])?;
         out.pop().expect("one result per input")
+    }
+
+    /// Encodes a search query. A text or SMILES encoded recently with the
+    /// same bundle comes from the query cache; images are always encoded.
+    pub fn embed_query(&self, bundle: &Bundle, content: Content) -> Result<Encoded> {
+        let key = match &content {
+            Content::Text(t) => (bundle.hash().to_string(), Modality::Text, t.clone()),
+            Content::Smiles(s) => (
+                bundle.hash().to_string(),
+                Modality::Molecule,
+                s.trim().to_string(),
+            ),
+            _ => return self.embed_one(bundle, content),
+        };
+        if let Some(hit) = {
+            let mut c = lock(&self.inner.queries);
+            let hit = c.lru.get(&key);
+            if hit.is_some() {
+                c.hits += 1;
+            }
+            hit
+        } {
+            return Ok(Encoded::clone(&hit));
+        }
+        let encoded = self.embed_one(bundle, content)?;
+        let bytes = ((encoded.embedding.len() + encoded.tokens.len()) * 4
+            + key.0.len()
+            + key.2.len()
+            + 128) as u64;
+        let mut c = lock(&self.inner.queries);
+        c.misses += 1;
+        c.lru.insert(key, Arc::new(encoded.clone()), bytes);
+        Ok(encoded)
+    }
+
+    /// Counters of the query cache.
+    pub fn query_cache_stats(&self) -> QueryCacheStats {
+        let c = lock(&self.inner.queries);
+        QueryCacheStats {
+            hits: c.hits,
+            misses: c.misses,
+            entries: c.lru.len() as u64,
+            bytes: c.lru.bytes(),
+            evictions: c.lru.evictions(),
+        }
     }
 
     /// The execution providers the bundle's shared encoders ran on so far.
@@ -919,7 +1009,7 @@ impl Collection {
             Content::Smiles(s) => Some(s.trim().to_string()),
             _ => None,
         };
-        let q = Query::from_encoded(self.embed_one(content)?);
+        let q = Query::from_encoded(self.engine.embed_query(self.bundle()?, content)?);
         Ok(match smiles {
             Some(s) => q.with_smiles(s),
             None => q,

@@ -447,12 +447,20 @@ fn tile8_f32<const QB: usize, const DB: usize>(
     qstride: usize,
     doc: &[f32],
     dim: usize,
+    ahead: &[f32],
 ) -> [[__m256; QB]; DB] {
     assert!((QB - 1) * qstride + dim * 8 <= qt.len());
     assert!(DB * dim <= doc.len());
     let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
     let mut acc = [[_mm256_setzero_ps(); QB]; DB];
+    // The rows of a later tile, one cache line every other step: spread
+    // out, the misses overlap with the FMAs instead of queueing at once.
+    let mut pf = 0;
     for k in 0..dim {
+        if k % 2 == 0 && pf < ahead.len() {
+            prefetch_range(ahead, pf, pf + 1);
+            pf += 16;
+        }
         let mut qv = [_mm256_setzero_ps(); QB];
         for (b, v) in qv.iter_mut().enumerate() {
             // SAFETY: b*qstride + k*8 + 8 <= (QB-1)*qstride + dim*8 <= qt.len().
@@ -514,18 +522,18 @@ fn group8_f32<const QB: usize>(
     let mut qm = [_mm256_set1_ps(f32::NEG_INFINITY); QB];
     let mut j = 0;
     while j + 6 <= nd {
-        prefetch_range(doc, (j + 6) * dim, (j + 12) * dim);
-        let acc = tile8_f32::<QB, 6>(qt, qstride, &doc[j * dim..], dim);
+        let ahead = &doc[((j + 6) * dim).min(doc.len())..((j + 12) * dim).min(doc.len())];
+        let acc = tile8_f32::<QB, 6>(qt, qstride, &doc[j * dim..], dim, ahead);
         epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 6]);
         j += 6;
     }
     if j + 3 <= nd {
-        let acc = tile8_f32::<QB, 3>(qt, qstride, &doc[j * dim..], dim);
+        let acc = tile8_f32::<QB, 3>(qt, qstride, &doc[j * dim..], dim, &[]);
         epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 3]);
         j += 3;
     }
     while j < nd {
-        let acc = tile8_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim);
+        let acc = tile8_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim, &[]);
         epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
         j += 1;
     }

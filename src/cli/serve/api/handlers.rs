@@ -58,6 +58,7 @@ pub(super) async fn health(
 pub(super) async fn metrics(Axs(state): Axs<Shared>) -> Response {
     let m = &state.metrics;
     let batch = state.engine.batch_stats();
+    let queries = state.engine.query_cache_stats();
     let body = format!(
         "# HELP weft_requests_total HTTP requests.\n# TYPE weft_requests_total counter\nweft_requests_total {}\n\
          # HELP weft_errors_total HTTP error responses by class.\n# TYPE weft_errors_total counter\nweft_errors_total{{class=\"4xx\"}} {}\nweft_errors_total{{class=\"5xx\"}} {}\n\
@@ -66,7 +67,9 @@ pub(super) async fn metrics(Axs(state): Axs<Shared>) -> Response {
          # HELP weft_request_seconds_sum Total request time.\n# TYPE weft_request_seconds_sum counter\nweft_request_seconds_sum {:.6}\n\
          # HELP weft_encode_batches_total Encoder calls made by the dynamic batcher.\n# TYPE weft_encode_batches_total counter\nweft_encode_batches_total {}\n\
          # HELP weft_encode_items_total Items encoded by the dynamic batcher.\n# TYPE weft_encode_items_total counter\nweft_encode_items_total {}\n\
-         # HELP weft_encode_cancelled_total Inputs never encoded because their request had gone (timeout or disconnect).\n# TYPE weft_encode_cancelled_total counter\nweft_encode_cancelled_total {}\n",
+         # HELP weft_encode_cancelled_total Inputs never encoded because their request had gone (timeout or disconnect).\n# TYPE weft_encode_cancelled_total counter\nweft_encode_cancelled_total {}\n\
+         # HELP weft_query_cache_hits_total Query texts and SMILES answered from the query cache.\n# TYPE weft_query_cache_hits_total counter\nweft_query_cache_hits_total {}\n\
+         # HELP weft_query_cache_misses_total Query texts and SMILES encoded.\n# TYPE weft_query_cache_misses_total counter\nweft_query_cache_misses_total {}\n",
         m.requests.load(Relaxed),
         m.errors_4xx.load(Relaxed),
         m.errors_5xx.load(Relaxed),
@@ -76,6 +79,8 @@ pub(super) async fn metrics(Axs(state): Axs<Shared>) -> Response {
         batch.batches.load(Relaxed),
         batch.items.load(Relaxed),
         batch.cancelled.load(Relaxed),
+        queries.hits,
+        queries.misses,
     );
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
