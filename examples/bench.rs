@@ -4,9 +4,9 @@
 //! ```text
 //! bench maxsim  --docs 1000 --nd 64 --nq 32 --dim 128 --dtype f32|f16|i8 --runs 25
 //! bench ann     --data F --queries F --truth F --dim D --k 10 --m 16 --ef-construction 200 --ef 16,32,64 [--threads T]
-//! bench encode  --bundle DIR --images DIR --threads N --repeat R
+//! bench encode  --bundle DIR --images DIR --threads N --repeat R [--device cpu|cuda|cuda:N]
 //! bench storage --items N --dim D --tokens T
-//! bench e2e     --items N --dim D --tokens T --rerank R --queries Q --bundle DIR [--dtype f16|i8|f32] (default f16) [--threads T]
+//! bench e2e     --items N --dim D --tokens T --rerank R --queries Q --bundle DIR [--dtype f16|i8|f32] (default f16) [--threads T] [--device D]
 //! bench scale   --items 1000000 --dim 384 --tokens 50 --dtype i8 --dir DIR [--keep 1] [--queries 100] [--open-only 1]
 //! ```
 
@@ -18,7 +18,7 @@ use serde_json::json;
 use weft::bundle::{Bundle, Modality};
 use weft::encoder::{BundleEncoders, EncoderOptions, Input};
 use weft::index::{HnswIndex, HnswParams, VectorIndex};
-use weft::runtime::{Runtime, RuntimeOptions, SessionOptions};
+use weft::runtime::{Device, Runtime, RuntimeOptions, SessionOptions};
 use weft::score::{self, Kernel, MaxSimScratch, TokensRef};
 use weft::search::{search, Candidates, Direction, Query, Scorer, SearchOptions, SearchScratch};
 use weft::store::{Collection, CollectionConfig, NewItem, TokenDtype};
@@ -222,6 +222,34 @@ fn rayon_threads() -> usize {
         .unwrap_or_else(weft::runtime::default_threads)
 }
 
+/// `--device` (default cpu): the runtime (the GPU build of `.weft/` when a
+/// GPU is asked for) and the session. No CPU fallback: a device that cannot
+/// run fails the benchmark instead of measuring the CPU under its name.
+fn runtime_session(
+    a: &Args,
+    threads: usize,
+) -> anyhow::Result<(std::sync::Arc<Runtime>, SessionOptions, Device)> {
+    let device: Device = a.get("device").map_or(Ok(Device::Cpu), |s| s.parse())?;
+    let runtime = Runtime::load(
+        &RuntimeOptions::default()
+            .with_project_dir(".weft")
+            .with_prefer_gpu(device != Device::Cpu),
+    )?;
+    let session = SessionOptions::default()
+        .with_intra_threads(threads)
+        .with_device(device);
+    Ok((runtime, session, device))
+}
+
+/// What each loaded encoder ran on, as JSON.
+fn providers_json(enc: &BundleEncoders) -> serde_json::Value {
+    enc.providers()
+        .into_iter()
+        .map(|(m, p)| (format!("{m:?}").to_lowercase(), json!(p.to_string())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn encode(a: &Args) -> anyhow::Result<()> {
     let bundle = Bundle::open(need(a, "bundle")?)?;
     let threads: usize = get(a, "threads", 2);
@@ -233,8 +261,7 @@ fn encode(a: &Args) -> anyhow::Result<()> {
         .filter(|p| weft::ingest::SourceKind::of(p) == Some(weft::ingest::SourceKind::Image))
         .collect();
     files.sort();
-    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))?;
-    let session = SessionOptions::default().with_intra_threads(threads);
+    let (runtime, session, device) = runtime_session(a, threads)?;
     let opts = EncoderOptions::default().with_session(session.clone());
     let mut enc = BundleEncoders::new(runtime.clone(), bundle.clone(), opts)?;
     let inputs: Vec<Input<'_>> = files.iter().map(|p| Input::ImagePath(p)).collect();
@@ -244,7 +271,9 @@ fn encode(a: &Args) -> anyhow::Result<()> {
         let t = Instant::now();
         let r = enc.encode(&inputs);
         full.push(t.elapsed().as_secs_f64());
-        anyhow::ensure!(r.iter().all(|x| x.is_ok()), "an image failed to encode");
+        if let Some((i, Err(e))) = r.iter().enumerate().find(|(_, x)| x.is_err()) {
+            anyhow::bail!("{} failed to encode: {e}", files[i].display());
+        }
     }
     // Inference only: the model on pre-decoded, pre-normalised batches of 32.
     let spec = bundle.image_spec().expect("image bundle").clone();
@@ -287,7 +316,7 @@ fn encode(a: &Args) -> anyhow::Result<()> {
         json!({"name": "encode", "impl": "weft", "images": n, "seconds": fm, "images_per_s": n as f64 / fm,
                "inference_only_images_per_s": n as f64 / im,
                "preprocess_one_thread_images_per_s": n as f64 / prep_s, "threads": threads, "peak_rss_mb": peak_rss_mb(),
-               "bundle": bundle.name()})
+               "bundle": bundle.name(), "device": format!("{device:?}").to_lowercase(), "providers": providers_json(&enc)})
     );
     Ok(())
 }
@@ -426,11 +455,11 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let c = Collection::open(&dir)?;
     let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let (runtime, session, device) = runtime_session(a, threads)?;
     let mut enc = BundleEncoders::new(
-        Runtime::load(&RuntimeOptions::default().with_project_dir(".weft"))?,
+        runtime,
         bundle,
-        EncoderOptions::default()
-            .with_session(SessionOptions::default().with_intra_threads(threads)),
+        EncoderOptions::default().with_session(session),
     )?;
     let texts: Vec<String> = (0..nqueries)
         .map(|i| format!("a photo of object number {i} on a table"))
@@ -466,7 +495,8 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
                "excl_encode": {"p50_ms": percentile(&excl, 0.5), "p99_ms": percentile(&excl, 0.99)},
                "incl_encode": {"p50_ms": percentile(&incl, 0.5), "p99_ms": percentile(&incl, 0.99)},
                "ingest_s": ingest_s, "generate_s": gen_s, "disk_bytes": disk, "bytes_per_item": disk as f64 / items as f64,
-               "open_ms": open_ms, "peak_rss_ingest_mb": peak_rss_ingest_mb, "peak_rss_mb": peak_rss_mb()})
+               "open_ms": open_ms, "peak_rss_ingest_mb": peak_rss_ingest_mb, "peak_rss_mb": peak_rss_mb(),
+               "device": format!("{device:?}").to_lowercase(), "providers": providers_json(&enc)})
     );
     drop(snap);
     drop(c);
