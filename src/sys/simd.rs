@@ -506,41 +506,84 @@ fn store_qmax8<const QB: usize>(qm: &[__m256; QB], qmax: &mut [f32]) {
     }
 }
 
+/// One `QB x DB` tile: query blocks `qt` against `DB` doc rows, folded into
+/// the stored query maxima `qmax[..QB*8]` and the doc maxima `dmax[..DB]`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-fn group8_f32<const QB: usize>(
+fn step8_f32<const QB: usize, const DB: usize>(
     qt: &[f32],
     qstride: usize,
     masks: [__m256; QB],
     doc: &[f32],
-    nd: usize,
     dim: usize,
+    ahead: &[f32],
     qmax: &mut [f32],
     dmax: &mut [f32],
 ) {
-    let mut qm = [_mm256_set1_ps(f32::NEG_INFINITY); QB];
-    let mut j = 0;
-    while j + 6 <= nd {
-        let ahead = &doc[((j + 6) * dim).min(doc.len())..((j + 12) * dim).min(doc.len())];
-        let acc = tile8_f32::<QB, 6>(qt, qstride, &doc[j * dim..], dim, ahead);
-        epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 6]);
-        j += 6;
+    assert!(qmax.len() >= QB * 8);
+    let mut qm = [_mm256_setzero_ps(); QB];
+    for (b, v) in qm.iter_mut().enumerate() {
+        // SAFETY: b*8 + 8 <= QB*8 <= qmax.len().
+        *v = unsafe { _mm256_loadu_ps(qmax.as_ptr().add(b * 8)) };
     }
-    if j + 3 <= nd {
-        let acc = tile8_f32::<QB, 3>(qt, qstride, &doc[j * dim..], dim, &[]);
-        epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 3]);
-        j += 3;
-    }
-    while j < nd {
-        let acc = tile8_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim, &[]);
-        epi8(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
-        j += 1;
-    }
+    let acc = tile8_f32::<QB, DB>(qt, qstride, doc, dim, ahead);
+    epi8(&acc, &masks, &mut qm, &mut dmax[..DB]);
     store_qmax8(&qm, qmax);
 }
 
+/// The query blocks, two at a time, against one tile of `DB` doc rows.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn tile_rows8_f32<const DB: usize>(
+    qt: &[f32],
+    nq: usize,
+    doc: &[f32],
+    dim: usize,
+    ahead: &[f32],
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let nqb = nq.div_ceil(8);
+    let qs = dim * 8;
+    let mut b = 0;
+    while b < nqb {
+        // The first pass over the tile prefetches the next one.
+        let pf = if b == 0 { ahead } else { &[] };
+        if nqb - b >= 2 {
+            let masks = [mask8(nq, b), mask8(nq, b + 1)];
+            step8_f32::<2, DB>(
+                &qt[b * qs..],
+                qs,
+                masks,
+                doc,
+                dim,
+                pf,
+                &mut qmax[b * 8..],
+                dmax,
+            );
+            b += 2;
+        } else {
+            let masks = [mask8(nq, b)];
+            step8_f32::<1, DB>(
+                &qt[b * qs..],
+                qs,
+                masks,
+                doc,
+                dim,
+                pf,
+                &mut qmax[b * 8..],
+                dmax,
+            );
+            b += 1;
+        }
+    }
+}
+
 /// f32 kernel (AVX2+FMA). `qt`: `[ceil(nq/8)][dim][8]` (zero padded).
+/// Doc tiles are the outer loop, so each doc row comes from memory once
+/// for all query blocks; the query (a few KB) stays in L1.
 #[target_feature(enable = "avx2,fma")]
 fn f32_avx2(
     qt: &[f32],
@@ -556,34 +599,20 @@ fn f32_avx2(
     assert!(qt.len() >= nqb * qs && doc.len() >= nd * dim);
     assert!(qmax.len() >= nqb * 8 && dmax.len() >= nd);
     dmax[..nd].fill(f32::NEG_INFINITY);
-    let mut b = 0;
-    while b < nqb {
-        if nqb - b >= 2 {
-            let masks = [mask8(nq, b), mask8(nq, b + 1)];
-            group8_f32::<2>(
-                &qt[b * qs..],
-                qs,
-                masks,
-                doc,
-                nd,
-                dim,
-                &mut qmax[b * 8..],
-                dmax,
-            );
-            b += 2;
-        } else {
-            group8_f32::<1>(
-                &qt[b * qs..],
-                qs,
-                [mask8(nq, b)],
-                doc,
-                nd,
-                dim,
-                &mut qmax[b * 8..],
-                dmax,
-            );
-            b += 1;
-        }
+    qmax[..nqb * 8].fill(f32::NEG_INFINITY);
+    let mut j = 0;
+    while j + 6 <= nd {
+        let ahead = &doc[((j + 6) * dim).min(doc.len())..((j + 12) * dim).min(doc.len())];
+        tile_rows8_f32::<6>(qt, nq, &doc[j * dim..], dim, ahead, qmax, &mut dmax[j..]);
+        j += 6;
+    }
+    if j + 3 <= nd {
+        tile_rows8_f32::<3>(qt, nq, &doc[j * dim..], dim, &[], qmax, &mut dmax[j..]);
+        j += 3;
+    }
+    while j < nd {
+        tile_rows8_f32::<1>(qt, nq, &doc[j * dim..], dim, &[], qmax, &mut dmax[j..]);
+        j += 1;
     }
 }
 
