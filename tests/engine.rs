@@ -249,6 +249,16 @@ fn molecule_queries_keep_their_smiles() {
         )
         .unwrap();
     assert_eq!(hits.len(), 3);
+    // The same SMILES again comes from the query cache, with the same hits.
+    let before = engine.query_cache_stats();
+    let again = mols
+        .search(
+            SearchQuery::Content(Content::Smiles("c1ccccc1O".into())),
+            &opts,
+        )
+        .unwrap();
+    assert_eq!(again, hits);
+    assert_eq!(engine.query_cache_stats().hits, before.hits + 1);
     // A text query reads the items' SMILES, which `add` keeps in the
     // payload as `index` does (beside the caller's own fields).
     mols.add(vec![Item::new(
@@ -282,6 +292,12 @@ fn molecule_queries_keep_their_smiles() {
         .search(SearchQuery::Content(Content::Smiles("C1CC(".into())), &opts)
         .unwrap_err();
     assert!(err.to_string().contains("C1CC("), "{err}");
+    // A failed query is not cached: it fails again, and counts as no hit.
+    let stats = engine.query_cache_stats();
+    assert!(mols
+        .search(SearchQuery::Content(Content::Smiles("C1CC(".into())), &opts)
+        .is_err());
+    assert_eq!(engine.query_cache_stats(), stats);
     std::fs::remove_dir_all(&dir).ok();
 }
 

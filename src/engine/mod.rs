@@ -635,11 +635,8 @@ impl Engine {
     pub fn embed_query(&self, bundle: &Bundle, content: Content) -> Result<Encoded> {
         let key = match &content {
             Content::Text(t) => (bundle.hash().to_string(), Modality::Text, t.clone()),
-            Content::Smiles(s) => (
-                bundle.hash().to_string(),
-                Modality::Molecule,
-                s.trim().to_string(),
-            ),
+            // The exact string: the tokenizer sees it untrimmed.
+            Content::Smiles(s) => (bundle.hash().to_string(), Modality::Molecule, s.clone()),
             _ => return self.embed_one(bundle, content),
         };
         if let Some(hit) = {

@@ -533,7 +533,6 @@ fn step8_f32<const QB: usize, const DB: usize>(
 }
 
 /// The query blocks, two at a time, against one tile of `DB` doc rows.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 fn tile_rows8_f32<const DB: usize>(
