@@ -217,7 +217,9 @@ def sec_encode_import(r: Run) -> list[str]:
 
 
 def ann_impls(r: Run) -> list[str]:
-    return ["weft", "faiss", "hnswlib"]
+    # weft-f32-walk: the same weft index walked over f32 vectors instead of i8 codes
+    extra = ["weft-f32-walk"] if r.by.get(("ann", "weft-f32-walk")) else []
+    return ["weft", *extra, "faiss", "hnswlib"]
 
 
 def sec_ann(r: Run) -> list[str]:
@@ -251,7 +253,7 @@ def sec_ann(r: Run) -> list[str]:
         wb = agg(get(d, "build_s") for d in lines["weft"])
         for impl in ann_impls(r):
             b = [get(d, "build_s") for d in lines[impl]]
-            rr = "–" if impl == "weft" else ratio(agg(b), wb)
+            rr = "–" if impl.startswith("weft") else ratio(agg(b), wb)
             out.append(f"| {impl} | {spread(b) if vals(b) else r.why('ann', impl)} | {rr} |")
         out.append("")
         efs = sorted({res.get("ef") for ls in lines.values() for d in ls for res in d.get("results", [])} - {None})

@@ -179,39 +179,55 @@ fn ann(a: &Args) -> anyhow::Result<()> {
     let efs: Vec<usize> = a.get("ef").map_or(vec![64], |s| {
         s.split(',').filter_map(|e| e.parse().ok()).collect()
     });
-    let mut results = Vec::new();
-    for ef in efs {
-        index.set_ef_search(ef);
-        let idx = &index;
-        let mut lat = Vec::with_capacity(nq);
-        let mut hits = 0usize;
-        let start = Instant::now();
-        for (qi, q) in queries.chunks_exact(dim).enumerate() {
-            let t = Instant::now();
-            let got = idx.search(q, k, None)?;
-            lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            let want = &truth[qi * tk..qi * tk + k.min(tk)];
-            hits += got
-                .iter()
-                .filter(|(d, _)| want.contains(&(*d as i32)))
-                .count();
-        }
-        let total = start.elapsed().as_secs_f64();
-        lat.sort_by(f64::total_cmp);
-        results.push(
-            json!({"ef": ef, "recall": hits as f64 / (k * nq) as f64, "qps": nq as f64 / total,
-                            "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99)}),
-        );
-    }
     let dataset = Path::new(&data_path)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    println!(
-        "{}",
-        json!({"name": "ann", "impl": "weft", "dataset": dataset, "n": n, "dim": dim, "queries": nq, "k": k, "m": params.m,
+    // `--walk i8` (default, the engine's walk over i8 codes) and/or `f32`:
+    // one JSON line per walk over the same built index.
+    let walks: Vec<String> = a
+        .get("walk")
+        .map_or("i8", String::as_str)
+        .split(',')
+        .map(String::from)
+        .collect();
+    for walk in walks {
+        let name = match walk.as_str() {
+            "i8" => "weft",
+            "f32" => "weft-f32-walk",
+            w => anyhow::bail!("--walk {w}: expected i8 or f32"),
+        };
+        index.set_quantized_walk(walk == "i8");
+        let mut results = Vec::new();
+        for &ef in &efs {
+            index.set_ef_search(ef);
+            let idx = &index;
+            let mut lat = Vec::with_capacity(nq);
+            let mut hits = 0usize;
+            let start = Instant::now();
+            for (qi, q) in queries.chunks_exact(dim).enumerate() {
+                let t = Instant::now();
+                let got = idx.search(q, k, None)?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                let want = &truth[qi * tk..qi * tk + k.min(tk)];
+                hits += got
+                    .iter()
+                    .filter(|(d, _)| want.contains(&(*d as i32)))
+                    .count();
+            }
+            let total = start.elapsed().as_secs_f64();
+            lat.sort_by(f64::total_cmp);
+            results.push(
+                json!({"ef": ef, "recall": hits as f64 / (k * nq) as f64, "qps": nq as f64 / total,
+                            "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99)}),
+            );
+        }
+        println!(
+            "{}",
+            json!({"name": "ann", "impl": name, "walk": walk, "dataset": dataset, "n": n, "dim": dim, "queries": nq, "k": k, "m": params.m,
                "ef_construction": params.ef_construction, "threads_build": rayon_threads(), "build_s": build_s, "results": results})
-    );
+        );
+    }
     Ok(())
 }
 

@@ -264,7 +264,8 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
       step "ann $ds (rep $rep/$ANN_REPEAT)"
       A=(--data "$BENCH_DIR/$ds.f32" --queries "$BENCH_DIR/$ds-queries.f32" --truth "$BENCH_DIR/$ds-truth.i32"
          --dim 384 --k 10 --m 16 --ef-construction 200 --ef "$EFS")
-      w() { weft ann "$rep" ann "${A[@]}"; }
+      # i8: the engine's walk over i8 codes; f32: the same index walked over f32 vectors
+      w() { weft ann "$rep" ann "${A[@]}" --walk i8,f32; }
       p() { record ann python "$rep" "$PY" bench/ann_python.py "${A[@]}" --threads "$THREADS"; }
       if [[ $flip == 1 ]]; then w; p; else p; w; fi
     done

@@ -339,6 +339,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         ".meta",
         "del-",
         ".graph",
+        ".vec.q8",
         "hnsw-",
         "wal-",
     ] {
@@ -503,6 +504,39 @@ fn format_matches_the_golden_files_and_they_still_open() {
     let hits = snap.ann(&vector(42, DIM), 1, None).unwrap();
     assert_eq!(hits[0].0, d42);
     let _ = std::fs::remove_dir_all(&fresh);
+}
+
+/// The same collection as written before HNSW code files existed (its
+/// manifest names none) opens and answers; the next checkpoint writes a
+/// code file for every vector part.
+#[test]
+fn a_collection_from_before_code_files_opens_and_gains_them() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/collection-v2-no-codes");
+    assert!(!golden_files(&golden).iter().any(|n| n.ends_with(".q8")));
+    let c = Collection::open(&golden).unwrap();
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    let d42 = snap.doc_of("item-42").unwrap().unwrap();
+    assert_eq!(snap.ann(&vector(42, DIM), 1, None).unwrap()[0].0, d42);
+    drop((snap, c));
+    let copy = tempdir("no-codes");
+    copy_dir(&golden, &copy);
+    let c = Collection::open_writer(&copy).unwrap();
+    c.add(item(70)).unwrap();
+    c.commit().unwrap();
+    c.checkpoint().unwrap();
+    let names = golden_files(&copy);
+    for part in names
+        .iter()
+        .filter(|n| n.starts_with("hnsw-") && n.ends_with(".vec"))
+    {
+        assert!(names.contains(&format!("{part}.q8")), "{part}: {names:?}");
+    }
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.ann(&vector(42, DIM), 1, None).unwrap()[0].0, d42);
+    drop((snap, c));
+    let _ = std::fs::remove_dir_all(&copy);
 }
 
 /// A writer's uncheckpointed items are bounded in bytes, not only in count:

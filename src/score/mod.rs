@@ -39,6 +39,23 @@ pub(crate) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     portable::dot_f32(a, b)
 }
 
+/// Dot product of two i8 slices (the HNSW walk over i8 codes), with the
+/// fastest kernel this CPU runs; `portable::dot_i8` is its reference.
+#[inline]
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(d) = crate::sys::simd::dot_i8(a, b) {
+        return d;
+    }
+    portable::dot_i8(a, b)
+}
+
+/// Symmetric i8 quantization of one vector, as [`quantize_i8`] does per
+/// row: writes the codes into `out` and returns the scale.
+pub(crate) fn quantize_vector(x: &[f32], out: &mut [i8]) -> f32 {
+    quantize_row(x, out)
+}
+
 pub use half::{f16_bits_to_f32, f32_to_f16_bits};
 
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -523,6 +523,40 @@ fn pool_200_tokens_is_fast_enough() {
 }
 
 #[test]
+fn i8_dot_matches_the_portable_one_exactly() {
+    for n in [0, 1, 15, 16, 17, 31, 32, 33, 48, 100, 384, 385, 1024] {
+        let a: Vec<i8> = (0..n)
+            .map(|i| ((i * 7919) % 255) as i32 - 127)
+            .map(|v| v as i8)
+            .collect();
+        let b: Vec<i8> = (0..n)
+            .map(|i| {
+                if i % 3 == 0 {
+                    -127
+                } else {
+                    ((i * 104_729) % 255) as i32 - 127
+                }
+            })
+            .map(|v| v as i8)
+            .collect();
+        let exact: i32 = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| i32::from(*x) * i32::from(*y))
+            .sum();
+        assert_eq!(crate::score::dot_i8(&a, &b), exact, "n {n}");
+        assert_eq!(crate::score::portable::dot_i8(&a, &b), exact, "n {n}");
+        // all at the extremes: the largest sums the kernel accumulates
+        let lo = vec![-127i8; n];
+        assert_eq!(
+            crate::score::dot_i8(&lo, &lo),
+            127 * 127 * n as i32,
+            "n {n}"
+        );
+    }
+}
+
+#[test]
 fn simd_dot_matches_the_portable_one() {
     for n in [0, 1, 7, 8, 31, 32, 33, 100, 384, 385] {
         let a: Vec<f32> = (0..n)

@@ -13,6 +13,7 @@
 //! | `pay-G.bin` | payloads updated in place (`update_payload`, `weft tag`) since the last compaction, at checkpoint G: `(doc u64, payload)*`; written only once a payload was updated, folded into the segment by compaction |
 //! | `hnsw-G.graph` | the HNSW graph at checkpoint G (ids, levels, neighbour lists; read whole at open) |
 //! | `hnsw-G.vec` | the vectors the index gained between the previous checkpoint and G (mapped; the graph file lists every part in use with a crc32 per 64 KiB) |
+//! | `hnsw-G.vec.q8` | that part's i8 codes, which the graph walk reads (mapped; a crc32 per 64 KiB in the file itself; written for an older part without one at the next checkpoint) |
 //! | `LOCK` | held (flock) by the one writer |
 //!
 //! Durability: `commit()` returns after the WAL is fsynced. A checkpoint

@@ -51,6 +51,13 @@ fn prefetch_range<T>(elems: &[T], start: usize, end: usize) {
     }
 }
 
+/// Prefetches (into L1) every cache line of `elems`: the HNSW walk asks
+/// for a neighbour's vector one step before it computes its distance.
+#[inline(always)]
+pub(crate) fn prefetch_all<T>(elems: &[T]) {
+    prefetch_range(elems, 0, elems.len());
+}
+
 fn mask16(nq: usize, b: usize) -> u16 {
     let rem = nq - b * 16;
     if rem >= 16 {
@@ -863,6 +870,18 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> Option<f32> {
     }
 }
 
+/// Dot product of two i8 slices (over the shorter length) with AVX2;
+/// `None` on a CPU without it. The HNSW walk's distance over i8 codes.
+#[inline]
+pub(crate) fn dot_i8(a: &[i8], b: &[i8]) -> Option<i32> {
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the feature was checked just above.
+        Some(unsafe { dot_i8_avx2(a, b) })
+    } else {
+        None
+    }
+}
+
 // ------------------------------------------------------- test-only helpers
 
 /// Hardware `vcvtph2ps` of one half (test oracle). Caller must have checked
@@ -927,6 +946,57 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     let mut total = _mm_cvtss_f32(q);
     while i < n {
         total += a[i] * b[i];
+        i += 1;
+    }
+    total
+}
+
+/// Dot product of two i8 slices with AVX2: 32 bytes a step sign-extended to
+/// i16 and multiplied pairwise into i32 (`vpmaddwd`; |q| <= 127, so a pair
+/// sums to at most 2 * 127^2 and 2^31 / 32258 rows of that are far beyond
+/// any dimension), then a scalar tail.
+#[target_feature(enable = "avx2")]
+fn dot_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc0 = _mm256_setzero_si256();
+    let mut acc1 = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 32 <= n {
+        // SAFETY: i + 32 <= n: both 32-byte loads are in bounds.
+        let (x, y) = unsafe {
+            (
+                _mm256_loadu_si256(pa.add(i).cast()),
+                _mm256_loadu_si256(pb.add(i).cast()),
+            )
+        };
+        let xl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(x));
+        let yl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(y));
+        let xh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(x));
+        let yh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(y));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(xl, yl));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(xh, yh));
+        i += 32;
+    }
+    if i + 16 <= n {
+        // SAFETY: i + 16 <= n: both 16-byte loads are in bounds.
+        let (x, y) = unsafe {
+            (
+                _mm_loadu_si128(pa.add(i).cast()),
+                _mm_loadu_si128(pb.add(i).cast()),
+            )
+        };
+        let p = _mm256_madd_epi16(_mm256_cvtepi8_epi16(x), _mm256_cvtepi8_epi16(y));
+        acc0 = _mm256_add_epi32(acc0, p);
+        i += 16;
+    }
+    let s = _mm256_add_epi32(acc0, acc1);
+    let q = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+    let q = _mm_add_epi32(q, _mm_shuffle_epi32::<0b01_00_11_10>(q));
+    let q = _mm_add_epi32(q, _mm_shuffle_epi32::<0b10_11_00_01>(q));
+    let mut total = _mm_cvtsi128_si32(q);
+    while i < n {
+        total += i32::from(a[i]) * i32::from(b[i]);
         i += 1;
     }
     total

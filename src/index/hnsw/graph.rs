@@ -13,6 +13,127 @@ pub(super) struct Part {
     /// Per chunk: 0 unchecked, 1 good, 2 bad.
     pub(super) state: Vec<AtomicU8>,
     pub(super) map: Mapped,
+    /// The i8 codes of these nodes (absent for a part written before
+    /// codes existed, until the next dump adds them).
+    pub(super) codes: Option<Codes>,
+}
+
+/// A memory-mapped code file (`HNSQ`): per node of its part, `dim` i8
+/// codes and the f32 scale (little-endian), `dim + 4` bytes a row. The
+/// graph walk reads these (a quarter of the f32 bytes); the answers are
+/// re-scored with the f32 vectors. Its chunk checksums are in the file
+/// itself, read at open; each chunk is checked the first time a search
+/// touches it, as vector chunks are.
+pub(super) struct Codes {
+    pub(super) name: String,
+    pub(super) path: PathBuf,
+    /// Byte offset of the first row in `map`.
+    pub(super) rows_at: usize,
+    pub(super) per_chunk: usize,
+    pub(super) crcs: Vec<u32>,
+    /// Per chunk: 0 unchecked, 1 good, 2 bad.
+    pub(super) state: Vec<AtomicU8>,
+    pub(super) map: Mapped,
+}
+
+impl Codes {
+    /// The code row (codes, then the scale's 4 bytes) of local node `i`.
+    #[inline]
+    pub(super) fn row(&self, i: usize, dim: usize) -> &[u8] {
+        let at = self.rows_at + i * (dim + 4);
+        &self.map[at..at + dim + 4]
+    }
+
+    /// Checks chunk `c` once; true when good.
+    pub(super) fn check(
+        &self,
+        c: usize,
+        len: usize,
+        dim: usize,
+        bad: &OnceLock<(PathBuf, String)>,
+    ) -> bool {
+        check_chunk(
+            &self.state[c],
+            self.crcs[c],
+            || {
+                let start = c * self.per_chunk;
+                let end = (start + self.per_chunk).min(len);
+                let w = dim + 4;
+                let got =
+                    format::crc32(&self.map[self.rows_at + start * w..self.rows_at + end * w]);
+                (got, &self.path, format!("codes {start}..{end}"))
+            },
+            bad,
+        )
+    }
+}
+
+/// The once-per-chunk check of vector parts and code files: `state` is 0
+/// unchecked, 1 good, 2 bad; `compute` gives the chunk's crc32, its file
+/// and what it holds; a mismatch is recorded in `bad` (the first one wins).
+fn check_chunk<'a>(
+    state: &AtomicU8,
+    stored: u32,
+    compute: impl FnOnce() -> (u32, &'a PathBuf, String),
+    bad: &OnceLock<(PathBuf, String)>,
+) -> bool {
+    match state.load(Ordering::Acquire) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let (got, path, what) = compute();
+    let ok = got == stored;
+    state.store(if ok { 1 } else { 2 }, Ordering::Release);
+    if !ok {
+        let _ = bad.set((
+            path.clone(),
+            format!("checksum mismatch in {what} (stored {stored:08x}, computed {got:08x})"),
+        ));
+    }
+    ok
+}
+
+/// Appends the code row of `v` (codes, then the scale) to `out`.
+pub(super) fn push_code_row(v: &[f32], out: &mut Vec<u8>) {
+    let at = out.len();
+    out.resize(at + v.len() + 4, 0);
+    let (codes, scale) = out[at..].split_at_mut(v.len());
+    let s = crate::score::quantize_vector(v, bytemuck::cast_slice_mut(codes));
+    scale.copy_from_slice(&s.to_le_bytes());
+}
+
+/// `1 - dot` between a quantized query and a code row.
+#[inline]
+pub(super) fn code_dist(q: &(Vec<i8>, f32), row: &[u8]) -> f32 {
+    let dim = q.0.len();
+    let scale = f32::from_le_bytes(row[dim..dim + 4].try_into().expect("4 bytes"));
+    let dot = crate::score::dot_i8(&q.0, bytemuck::cast_slice(&row[..dim]));
+    1.0 - q.1 * scale * dot as f32
+}
+
+/// A query as the walk sees it: the f32 vector, and its i8 codes and scale
+/// when the walk reads codes.
+pub(super) struct Probe<'q> {
+    pub(super) f: &'q [f32],
+    pub(super) codes: Option<(Vec<i8>, f32)>,
+}
+
+impl<'q> Probe<'q> {
+    /// A probe that computes exact f32 distances (inserts).
+    pub(super) fn exact(f: &'q [f32]) -> Self {
+        Probe { f, codes: None }
+    }
+
+    /// A probe that walks over the codes where the nodes have them.
+    pub(super) fn quantized(f: &'q [f32]) -> Self {
+        let mut c = vec![0i8; f.len()];
+        let s = crate::score::quantize_vector(f, &mut c);
+        Probe {
+            f,
+            codes: Some((c, s)),
+        }
+    }
 }
 
 impl Part {
@@ -23,27 +144,21 @@ impl Part {
 
     /// Checks chunk `c` once; true when good.
     pub(super) fn check(&self, c: usize, dim: usize, bad: &OnceLock<(PathBuf, String)>) -> bool {
-        match self.state[c].load(Ordering::Acquire) {
-            1 => return true,
-            2 => return false,
-            _ => {}
-        }
-        let start = c * self.per_chunk;
-        let end = (start + self.per_chunk).min(self.len);
-        let bytes: &[u8] = bytemuck::cast_slice(&self.body()[start * dim..end * dim]);
-        let got = format::crc32(bytes);
-        let ok = got == self.crcs[c];
-        self.state[c].store(if ok { 1 } else { 2 }, Ordering::Release);
-        if !ok {
-            let _ = bad.set((
-                self.path.clone(),
-                format!(
-                    "checksum mismatch in vectors {start}..{end} (stored {:08x}, computed {got:08x})",
-                    self.crcs[c]
-                ),
-            ));
-        }
-        ok
+        check_chunk(
+            &self.state[c],
+            self.crcs[c],
+            || {
+                let start = c * self.per_chunk;
+                let end = (start + self.per_chunk).min(self.len);
+                let bytes: &[u8] = bytemuck::cast_slice(&self.body()[start * dim..end * dim]);
+                (
+                    format::crc32(bytes),
+                    &self.path,
+                    format!("vectors {start}..{end}"),
+                )
+            },
+            bad,
+        )
     }
 }
 
@@ -61,6 +176,8 @@ pub(super) struct Graph {
     /// Vectors of nodes `tail_first..` (not yet in a part).
     pub(super) tail_first: usize,
     pub(super) tail: Vec<f32>,
+    /// Code rows (`dim + 4` bytes each) of the tail's nodes.
+    pub(super) tail_codes: Vec<u8>,
 }
 
 impl Graph {
@@ -74,6 +191,7 @@ impl Graph {
             parts: Vec::new(),
             tail_first: 0,
             tail: Vec::new(),
+            tail_codes: Vec::new(),
         }
     }
 

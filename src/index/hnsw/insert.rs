@@ -44,12 +44,14 @@ impl HnswIndex {
         let w0 = self.m0() + 1;
         let wu = self.params.m + 1;
         g.tail.reserve(rows.len() * dim);
+        g.tail_codes.reserve(rows.len() * (dim + 4));
         g.layer0.reserve(rows.len() * w0);
         for (v, doc) in rows {
             let level = self.draw_level();
             g.docs.push(*doc);
             g.levels.push(level);
             g.tail.extend_from_slice(v);
+            push_code_row(v, &mut g.tail_codes);
             g.layer0.extend((0..w0).map(|_| AtomicU32::new(0)));
             g.upper.push(
                 (0..level as usize * wu)
@@ -68,6 +70,7 @@ impl HnswIndex {
         let Some(q) = self.vector(g, node) else {
             return;
         };
+        let probe = Probe::exact(q);
         let entry = loop {
             let e = self.entry.load(Ordering::Acquire);
             if e != NO_ENTRY {
@@ -85,7 +88,7 @@ impl HnswIndex {
         let (ep_node, top) = unpack(entry);
         let mut ep = (self.dist(g, q, ep_node).unwrap_or(f32::INFINITY), ep_node);
         for l in (level.saturating_add(1)..=top).rev() {
-            ep = self.greedy(g, q, ep, l, nb);
+            ep = self.greedy(g, &probe, ep, l, nb);
         }
         // Choose the neighbours on every layer first (top down, each layer's
         // beam seeding the next), then publish bottom up: once a search can
@@ -97,7 +100,7 @@ impl HnswIndex {
         for l in (0..=level.min(top)).rev() {
             let mut found = self.search_layer(
                 g,
-                q,
+                &probe,
                 &eps,
                 self.params.ef_construction,
                 l,

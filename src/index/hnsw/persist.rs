@@ -9,6 +9,11 @@ pub struct HnswFiles {
     pub graph: String,
     /// The vector parts' names, oldest first.
     pub parts: Vec<String>,
+    /// Per part, its code file (`HNSQ`: the i8 codes the graph walk reads),
+    /// `None` for a part written before code files existed. Empty in
+    /// manifests written before them, which read unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codes: Vec<Option<String>>,
 }
 
 impl HnswIndex {
@@ -27,6 +32,28 @@ impl HnswIndex {
             .iter()
             .map(|p| (p.name.clone(), p.first, p.len, p.per_chunk, p.crcs.clone()))
             .collect();
+        // Code files: kept, or written for a part that has none yet (its
+        // vectors are read once; a part that fails its checks gets none,
+        // and the next search that reads it reports the damage).
+        let mut codes: Vec<Option<String>> = Vec::with_capacity(parts.len() + 1);
+        let mut added: Vec<(usize, String)> = Vec::new();
+        for (i, p) in g.parts.iter().enumerate() {
+            if let Some(c) = &p.codes {
+                codes.push(Some(c.name.clone()));
+                continue;
+            }
+            if !(0..p.state.len()).all(|c| p.check(c, dim, &self.bad)) {
+                codes.push(None);
+                continue;
+            }
+            let name = format!("{}.q8", p.name);
+            let body = p.body();
+            write_codes(&dir.join(&name), dim, p.len, |i, out| {
+                push_code_row(&body[i * dim..(i + 1) * dim], out)
+            })?;
+            codes.push(Some(name.clone()));
+            added.push((i, name));
+        }
         let fresh = n - g.tail_first;
         let per_chunk = (CHUNK_BYTES / (dim.max(1) * 4)).max(1);
         if fresh > 0 {
@@ -37,6 +64,12 @@ impl HnswIndex {
                 .map(|c| format::crc32(bytemuck::cast_slice(c)))
                 .collect();
             format::write_framed(&dir.join(&name), PART_KIND, bytemuck::cast_slice(&g.tail))?;
+            let code_name = format!("{name}.q8");
+            let w = dim + 4;
+            write_codes(&dir.join(&code_name), dim, fresh, |i, out| {
+                out.extend_from_slice(&g.tail_codes[i * w..(i + 1) * w])
+            })?;
+            codes.push(Some(code_name));
             parts.push((name, g.tail_first, fresh, per_chunk, crcs));
         }
         let mut e = Enc::default();
@@ -69,20 +102,34 @@ impl HnswIndex {
         format::write_framed(&dir.join(&graph), GRAPH_KIND, &e.0)?;
         let names = parts.iter().map(|p| p.0.clone()).collect();
         drop(g);
+        let mut opened = Vec::with_capacity(added.len());
+        for (i, name) in added {
+            opened.push((i, open_codes(dir, name, parts[i].2, dim)?));
+        }
+        if !opened.is_empty() {
+            let mut g = self.write();
+            for (i, c) in opened {
+                g.parts[i].codes = Some(c);
+            }
+        }
         if fresh > 0 {
             // Serve the dumped vectors from the new part, not from memory.
             let (name, first, len, per, crcs) = parts.pop().expect("pushed above");
-            let part = open_part(dir, name, first, len, dim, per, crcs)?;
+            let mut part = open_part(dir, name, first, len, dim, per, crcs)?;
+            let code_name = codes.last().cloned().flatten().expect("pushed above");
+            part.codes = Some(open_codes(dir, code_name, len, dim)?);
             let mut g = self.write();
             if g.tail_first == first && g.len() == n {
                 g.parts.push(part);
                 g.tail_first = n;
                 g.tail = Vec::new();
+                g.tail_codes = Vec::new();
             }
         }
         Ok(HnswFiles {
             graph,
             parts: names,
+            codes,
         })
     }
 
@@ -105,6 +152,13 @@ impl HnswIndex {
             ));
         }
         let nparts = d.u32().ok_or_else(|| bad("part list"))? as usize;
+        if !files.codes.is_empty() && files.codes.len() != nparts {
+            return Err(bad(&format!(
+                "{} parts, the manifest names {} code files",
+                nparts,
+                files.codes.len()
+            )));
+        }
         let mut parts = Vec::with_capacity(nparts);
         let mut covered = 0usize;
         for i in 0..nparts {
@@ -126,7 +180,11 @@ impl HnswIndex {
                 )));
             }
             covered += len;
-            parts.push(open_part(dir, name, first, len, dim, per, crcs)?);
+            let mut part = open_part(dir, name, first, len, dim, per, crcs)?;
+            if let Some(Some(code_name)) = files.codes.get(i) {
+                part.codes = Some(open_codes(dir, code_name.clone(), len, dim)?);
+            }
+            parts.push(part);
         }
         if covered != n {
             return Err(bad(&format!("parts hold {covered} vectors, graph has {n}")));
@@ -186,6 +244,7 @@ impl HnswIndex {
             parts,
             tail_first: n,
             tail: Vec::new(),
+            tail_codes: Vec::new(),
         };
         let index = Self::with_graph(params, graph, entry);
         index.draws.store(n as u64, Ordering::Relaxed);
@@ -198,8 +257,9 @@ impl HnswIndex {
         let g = self.read();
         g.parts
             .iter()
-            .find(|p| p.map.truncated(stat))
-            .map(|p| p.map.path().to_path_buf())
+            .flat_map(|p| std::iter::once(&p.map).chain(p.codes.as_ref().map(|c| &c.map)))
+            .find(|m| m.truncated(stat))
+            .map(|m| m.path().to_path_buf())
     }
 
     /// Checks every vector chunk (what a search would check lazily) and
@@ -211,6 +271,12 @@ impl HnswIndex {
                 p.check(c, g.dim, &self.bad);
             }
             format::open_framed(&p.map, PART_KIND, &p.path, true)?;
+            if let Some(c) = &p.codes {
+                for i in 0..c.state.len() {
+                    c.check(i, p.len, g.dim, &self.bad);
+                }
+                format::open_framed(&c.map, CODES_KIND, &c.path, true)?;
+            }
         }
         drop(g);
         self.check_bad()
@@ -248,6 +314,91 @@ fn open_part(
         len,
         per_chunk,
         crcs,
+        map,
+        codes: None,
+    })
+}
+
+/// Code rows per checksum chunk for `dim`.
+fn code_chunk(dim: usize) -> usize {
+    (CHUNK_BYTES / (dim + 4)).max(1)
+}
+
+/// Writes a code file (`HNSQ`) for `len` nodes of `dim`, streamed one
+/// checksum chunk at a time; `row(i, out)` appends node `i`'s code row.
+/// Body: `dim u32 | len u64 | per_chunk u64 | rows (len x (dim + 4)
+/// bytes) | crc32 per chunk | chunk count u32`.
+fn write_codes(
+    path: &Path,
+    dim: usize,
+    len: usize,
+    mut row: impl FnMut(usize, &mut Vec<u8>),
+) -> Result<()> {
+    let per = code_chunk(dim);
+    let mut w = format::FramedWriter::create(path, CODES_KIND)?;
+    let mut e = Enc::default();
+    e.u32(dim as u32);
+    e.u64(len as u64);
+    e.u64(per as u64);
+    w.write(&e.0)?;
+    let mut crcs = Enc::default();
+    let mut chunks = 0u32;
+    let mut chunk = Vec::with_capacity(per * (dim + 4));
+    for start in (0..len).step_by(per) {
+        chunk.clear();
+        for i in start..(start + per).min(len) {
+            row(i, &mut chunk);
+        }
+        debug_assert_eq!(chunk.len(), ((start + per).min(len) - start) * (dim + 4));
+        w.write(&chunk)?;
+        crcs.u32(format::crc32(&chunk));
+        chunks += 1;
+    }
+    crcs.u32(chunks);
+    w.write(&crcs.0)?;
+    w.finish()?;
+    format::sync_dir(path.parent().unwrap_or(Path::new("."))).map_err(|e| Error::io(path, e))
+}
+
+/// Maps a code file and checks its header against its part (`len` nodes of
+/// `dim`); the rows are checked per chunk when first read.
+fn open_codes(dir: &Path, name: String, len: usize, dim: usize) -> Result<Codes> {
+    let path = dir.join(&name);
+    let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+    let map = crate::sys::map_readonly(&file, &path).map_err(|e| Error::io(&path, e))?;
+    let body = format::open_framed(&map, CODES_KIND, &path, false)?;
+    let bad = |what: String| corrupt(&path, format!("bad code file: {what}"));
+    let mut d = Dec::new(body);
+    let (Some(fdim), Some(flen), Some(per)) = (d.u32(), d.u64(), d.u64()) else {
+        return Err(bad("header".into()));
+    };
+    let (fdim, flen, per) = (fdim as usize, flen as usize, per as usize);
+    if fdim != dim || flen != len || per == 0 {
+        return Err(bad(format!(
+            "{flen} rows of {fdim} (chunks of {per}), its part has {len} of {dim}"
+        )));
+    }
+    let chunks = len.div_ceil(per);
+    let rows = len * (dim + 4);
+    if body.len() != 20 + rows + 4 * chunks + 4 {
+        return Err(bad(format!("{} body bytes for {len} rows", body.len())));
+    }
+    let tail = &body[20 + rows..];
+    let stored = u32::from_le_bytes(tail[4 * chunks..].try_into().expect("4 bytes")) as usize;
+    if stored != chunks {
+        return Err(bad(format!("{stored} chunk checksums, {chunks} chunks")));
+    }
+    let crcs = tail[..4 * chunks]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    Ok(Codes {
+        name,
+        path,
+        rows_at: format::HEADER_LEN + 20,
+        per_chunk: per,
+        crcs,
+        state: (0..chunks).map(|_| AtomicU8::new(0)).collect(),
         map,
     })
 }

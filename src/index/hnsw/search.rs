@@ -10,7 +10,7 @@ impl HnswIndex {
     pub(super) fn greedy(
         &self,
         g: &Graph,
-        q: &[f32],
+        q: &Probe<'_>,
         mut ep: (f32, u32),
         layer: u8,
         nb: &mut Vec<u32>,
@@ -19,7 +19,7 @@ impl HnswIndex {
             let mut moved = false;
             self.neighbours(g, ep.1, layer, nb);
             for &c in nb.iter() {
-                if let Some(d) = self.dist(g, q, c) {
+                if let Some(d) = self.walk_dist(g, q, c) {
                     if d < ep.0 {
                         ep = (d, c);
                         moved = true;
@@ -37,7 +37,7 @@ impl HnswIndex {
     pub(super) fn search_layer(
         &self,
         g: &Graph,
-        q: &[f32],
+        q: &Probe<'_>,
         eps: &[(f32, u32)],
         ef: usize,
         layer: u8,
@@ -65,11 +65,17 @@ impl HnswIndex {
                 break;
             }
             self.neighbours(g, c, layer, nb);
-            for &n in nb.iter() {
-                if !visited.insert(n) {
-                    continue;
+            nb.retain(|&n| visited.insert(n));
+            // The vectors are scattered over memory: each one is requested
+            // a step before its distance is computed.
+            if let Some(&n) = nb.first() {
+                self.prefetch(g, q, n);
+            }
+            for (i, &n) in nb.iter().enumerate() {
+                if let Some(&next) = nb.get(i + 1) {
+                    self.prefetch(g, q, next);
                 }
-                let Some(dn) = self.dist(g, q, n) else {
+                let Some(dn) = self.walk_dist(g, q, n) else {
                     continue;
                 };
                 if best.len() < ef || best.peek().is_some_and(|w| dn < w.0 .0) {
@@ -110,18 +116,23 @@ impl HnswIndex {
             });
         }
         let (node, top) = unpack(entry);
-        let found = SCRATCH.with(|s| {
+        let probe = if self.walk_codes.load(Ordering::Relaxed) {
+            Probe::quantized(query)
+        } else {
+            Probe::exact(query)
+        };
+        let mut found = SCRATCH.with(|s| {
             let (visited, nb) = &mut *s.borrow_mut();
-            let d = self.dist(&g, query, node).unwrap_or(f32::INFINITY);
+            let d = self.walk_dist(&g, &probe, node).unwrap_or(f32::INFINITY);
             let mut ep = (d, node);
             for l in (1..=top).rev() {
-                ep = self.greedy(&g, query, ep, l, nb);
+                ep = self.greedy(&g, &probe, ep, l, nb);
             }
             let docs = &g.docs;
             let accept = filter.map(|f| move |n: u32| f(docs[n as usize]));
             self.search_layer(
                 &g,
-                query,
+                &probe,
                 &[ep],
                 ef.max(k),
                 0,
@@ -130,6 +141,21 @@ impl HnswIndex {
                 nb,
             )
         });
+        if probe.codes.is_some() {
+            // The walk ranked the beam by code distances: re-score it with
+            // the f32 vectors, so the order and the scores are exact.
+            let exact = Probe::exact(query);
+            let beam = std::mem::take(&mut found);
+            for (i, &(_, n)) in beam.iter().enumerate() {
+                if let Some(&(_, next)) = beam.get(i + 1) {
+                    self.prefetch(&g, &exact, next);
+                }
+                if let Some(d) = self.dist(&g, query, n) {
+                    found.push((d, n));
+                }
+            }
+            found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
         self.check_bad()?;
         Ok(found
             .into_iter()

@@ -182,3 +182,95 @@ fn bad_parameters_are_refused() {
     assert!(HnswIndex::new(HnswParams::default().with_m(300), 10).is_err());
     assert!(HnswIndex::new(HnswParams::default().with_ef_search(0), 10).is_err());
 }
+
+/// The walk over i8 codes re-scores its beam with the f32 vectors: the
+/// scores are the exact dot products, and recall matches the f32 walk's
+/// within a point, before a dump (tail codes) and after a reload (code files).
+#[test]
+fn the_code_walk_returns_exact_scores_and_keeps_recall() {
+    let dir = tempdir("codes");
+    let data = suite::clustered(11, 4000, 48, 40);
+    let index = HnswIndex::new(HnswParams::default().with_ef_search(64), 4000).unwrap();
+    insert_all(&index, &data);
+    let check = |index: &HnswIndex| {
+        index.set_quantized_walk(false);
+        let f32_walk = recall(index, &data, &data[..200]);
+        index.set_quantized_walk(true);
+        let code_walk = recall(index, &data, &data[..200]);
+        assert!(
+            code_walk >= 0.95 && code_walk >= f32_walk - 0.01,
+            "{code_walk} vs {f32_walk}"
+        );
+        for q in &data[..50] {
+            for (doc, score) in index.search(q, 10, None).unwrap() {
+                let exact = dot_f32(q, &data[doc as usize]);
+                assert_eq!(score, 1.0 - (1.0 - exact), "doc {doc}");
+            }
+        }
+    };
+    check(&index);
+    let files = index.dump(&dir, "c").unwrap();
+    assert_eq!(files.codes, vec![Some("c.vec.q8".to_string())]);
+    let meta = std::fs::metadata(dir.join("c.vec.q8")).unwrap().len() as usize;
+    let chunks = 4000usize.div_ceil((64 << 10) / 52);
+    assert_eq!(meta, 32 + 20 + 4000 * 52 + 4 * chunks + 4);
+    check(&index);
+    let loaded = HnswIndex::load(&dir, &files, HnswParams::default().with_ef_search(64)).unwrap();
+    check(&loaded);
+    loaded.verify().unwrap();
+}
+
+#[test]
+fn a_bad_code_chunk_fails_the_search_and_names_the_code_file() {
+    let dir = tempdir("badcodes");
+    let data = suite::clustered(13, 400, 8, 4);
+    let index = HnswIndex::new(HnswParams::default(), 400).unwrap();
+    insert_all(&index, &data);
+    let files = index.dump(&dir, "g").unwrap();
+    let path = dir.join("g.vec.q8");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[16 + 20 + 5] ^= 0x04;
+    std::fs::write(&path, &bytes).unwrap();
+    let loaded = HnswIndex::load(&dir, &files, HnswParams::default()).unwrap();
+    let err = loaded.search(&data[0], 5, None).unwrap_err().to_string();
+    assert!(err.contains("g.vec.q8"), "{err}");
+    assert!(loaded.verify().is_err());
+    // A code file that does not match its part is refused at load.
+    let mut files2 = files.clone();
+    files2.codes = vec![Some("nope.q8".into())];
+    assert!(HnswIndex::load(&dir, &files2, HnswParams::default()).is_err());
+    files2.codes = vec![None, None];
+    let err = HnswIndex::load(&dir, &files2, HnswParams::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("code files"), "{err}");
+}
+
+/// A dump from before code files (its manifest names none) loads and
+/// searches over f32; the next dump writes the old part's code file.
+#[test]
+fn parts_without_code_files_get_them_at_the_next_dump() {
+    let dir = tempdir("oldparts");
+    let data = suite::clustered(17, 1200, 16, 8);
+    let index = HnswIndex::new(HnswParams::default(), 1200).unwrap();
+    insert_all(&index, &data[..800]);
+    let mut files = index.dump(&dir, "o1").unwrap();
+    std::fs::remove_file(dir.join("o1.vec.q8")).unwrap();
+    files.codes.clear();
+    let old = HnswIndex::load(&dir, &files, HnswParams::default()).unwrap();
+    assert!(recall(&old, &data[..800], &data[..50]) >= 0.95);
+    let rows: Vec<(&[f32], DocId)> = data[800..]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (&v[..], 800 + i as DocId))
+        .collect();
+    old.insert_many(&rows).unwrap();
+    let next = old.dump(&dir, "o2").unwrap();
+    assert_eq!(
+        next.codes,
+        vec![Some("o1.vec.q8".to_string()), Some("o2.vec.q8".to_string())]
+    );
+    let again = HnswIndex::load(&dir, &next, HnswParams::default()).unwrap();
+    assert!(recall(&again, &data, &data[..100]) >= 0.95);
+    again.verify().unwrap();
+}

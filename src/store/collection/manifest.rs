@@ -41,6 +41,7 @@ impl Manifest {
         if let Some(h) = &self.hnsw {
             f.insert(h.graph.clone());
             f.extend(h.parts.iter().cloned());
+            f.extend(h.codes.iter().flatten().cloned());
         }
         f
     }
@@ -144,7 +145,12 @@ pub(super) fn prefetch(dir: &Path, manifest: &Manifest) {
     );
     if let Some(h) = &manifest.hnsw {
         files.push((h.graph.clone(), Prefetch::Whole));
-        files.extend(h.parts.iter().map(|p| (p.clone(), Prefetch::Ends)));
+        files.extend(
+            h.parts
+                .iter()
+                .chain(h.codes.iter().flatten())
+                .map(|p| (p.clone(), Prefetch::Ends)),
+        );
     }
     for (name, what) in files {
         format::prefetch(&dir.join(name), what);
