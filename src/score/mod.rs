@@ -58,6 +58,18 @@ pub(crate) fn quantize_vector(x: &[f32], out: &mut [i8]) -> f32 {
 
 pub use half::{f16_bits_to_f32, f32_to_f16_bits};
 
+/// [`f32_to_f16_bits`] over a slice (`dst.len()` values), with F16C where
+/// the CPU has it: the same bits, 8 at a time.
+pub fn f32s_to_f16_bits(src: &[f32], dst: &mut [u16]) {
+    #[cfg(target_arch = "x86_64")]
+    let done = crate::sys::simd::f32_to_f16(src, dst).unwrap_or(0);
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (o, &x) in dst[done..].iter_mut().zip(&src[done..]) {
+        *o = f32_to_f16_bits(x);
+    }
+}
+
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A borrowed document token matrix (`nd` rows of `dim` values, row-major).

@@ -374,6 +374,26 @@ fn half_matches_f16c_hardware() {
 }
 
 #[test]
+fn bulk_f32_to_f16_matches_the_scalar_conversion() {
+    let mut rng = Rng(0xb01c);
+    for n in [0usize, 1, 7, 8, 9, 64, 1001] {
+        let src: Vec<f32> = (0..n)
+            .map(|i| match i % 5 {
+                0 => f32::from_bits(rng.next_u64() as u32),
+                1 => f32::NAN,
+                2 => 65520.0,
+                3 => 1e-7,
+                _ => (rng.next_u64() % 1000) as f32 / 999.0 - 0.5,
+            })
+            .collect();
+        let mut bulk = vec![0u16; n];
+        crate::score::f32s_to_f16_bits(&src, &mut bulk);
+        let scalar: Vec<u16> = src.iter().map(|&x| f32_to_f16_bits(x)).collect();
+        assert_eq!(bulk, scalar, "n {n}");
+    }
+}
+
+#[test]
 fn quantize_i8_basics() {
     let (q, s) = quantize_i8(&[0.5, -1.0, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0], 4);
     assert_eq!(&q[..4], &[64, -127, 32, 0]); // 63.5 rounds away from zero

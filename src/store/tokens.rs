@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::score::{f32_to_f16_bits, quantize_i8, TokensRef};
+use crate::score::{f32s_to_f16_bits, quantize_i8, TokensRef};
 
 /// How token matrices are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -60,8 +60,14 @@ impl TokenDtype {
         match self {
             TokenDtype::F32 => out.extend_from_slice(bytemuck::cast_slice(tokens)),
             TokenDtype::F16 => {
-                for x in tokens {
-                    out.extend_from_slice(&f32_to_f16_bits(*x).to_le_bytes());
+                let mut bits = vec![0u16; tokens.len()];
+                f32s_to_f16_bits(tokens, &mut bits);
+                if cfg!(target_endian = "little") {
+                    out.extend_from_slice(bytemuck::cast_slice(&bits));
+                } else {
+                    for b in bits {
+                        out.extend_from_slice(&b.to_le_bytes());
+                    }
                 }
             }
             TokenDtype::I8 => {

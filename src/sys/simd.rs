@@ -797,6 +797,35 @@ pub(crate) fn f16_to_f32(wide: bool, src: &[u16], dst: &mut [f32]) -> usize {
     }
 }
 
+/// f32 -> f16 bits (`vcvtps2ph`, round to nearest even) of `dst.len()`
+/// values, 8 at a time; `None` on a CPU without F16C, else how many were
+/// converted (the caller converts the tail).
+pub(crate) fn f32_to_f16(src: &[f32], dst: &mut [u16]) -> Option<usize> {
+    if has_avx2() {
+        // SAFETY: the features were checked just above.
+        Some(unsafe { f32_to_f16_f16c(src, dst) })
+    } else {
+        None
+    }
+}
+
+#[target_feature(enable = "avx2,f16c")]
+fn f32_to_f16_f16c(src: &[f32], dst: &mut [u16]) -> usize {
+    let n = dst.len();
+    assert!(src.len() >= n);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n <= src.len() and <= dst.len(); unaligned ops.
+        unsafe {
+            let h =
+                _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm256_loadu_ps(src.as_ptr().add(i)));
+            _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), h);
+        }
+        i += 8;
+    }
+    i
+}
+
 /// The f32 max-sim kernel: `qt` is the query transposed in blocks of 16
 /// (`wide`) or 8 rows; writes the per-query and per-doc-row maxima.
 #[allow(clippy::too_many_arguments)]

@@ -142,19 +142,7 @@ impl HnswIndex {
             )
         });
         if probe.codes.is_some() {
-            // The walk ranked the beam by code distances: re-score it with
-            // the f32 vectors, so the order and the scores are exact.
-            let exact = Probe::exact(query);
-            let beam = std::mem::take(&mut found);
-            for (i, &(_, n)) in beam.iter().enumerate() {
-                if let Some(&(_, next)) = beam.get(i + 1) {
-                    self.prefetch(&g, &exact, next);
-                }
-                if let Some(d) = self.dist(&g, query, n) {
-                    found.push((d, n));
-                }
-            }
-            found.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            self.rescore(&g, query, &mut found);
         }
         self.check_bad()?;
         Ok(found
@@ -162,6 +150,23 @@ impl HnswIndex {
             .take(k)
             .map(|(d, n)| (g.docs[n as usize], 1.0 - d))
             .collect())
+    }
+
+    /// Re-scores a beam ranked by code distances with the f32 vectors, so
+    /// its order and distances are exact (a node whose chunk fails its
+    /// check is dropped; the failure is recorded).
+    pub(super) fn rescore(&self, g: &Graph, query: &[f32], beam: &mut Vec<(f32, u32)>) {
+        let exact = Probe::exact(query);
+        let coded = std::mem::take(beam);
+        for (i, &(_, n)) in coded.iter().enumerate() {
+            if let Some(&(_, next)) = coded.get(i + 1) {
+                self.prefetch(g, &exact, next);
+            }
+            if let Some(d) = self.dist(g, query, n) {
+                beam.push((d, n));
+            }
+        }
+        beam.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     }
 
     pub(super) fn check_bad(&self) -> Result<()> {
