@@ -445,7 +445,8 @@ fn e2e(a: &Args) -> anyhow::Result<()> {
         &dir,
         CollectionConfig::for_bundle(&bundle)
             .with_token_dtype(dtype)
-            .with_checkpoint_items(20_000),
+            .with_checkpoint_items(20_000)
+            .with_checkpoint_bytes(get(a, "checkpoint-mib", 256u64) << 20),
     )?;
     // The item stream bench/e2e_python.py regenerates: it prints the same checksum.
     let mut rng = Rng(5);
