@@ -59,8 +59,10 @@ pub(crate) fn quantize_vector(x: &[f32], out: &mut [i8]) -> f32 {
 pub use half::{f16_bits_to_f32, f32_to_f16_bits};
 
 /// [`f32_to_f16_bits`] over a slice (`dst.len()` values), with F16C where
-/// the CPU has it: the same bits, 8 at a time.
+/// the CPU has it: the same bits, 8 at a time. Panics unless the slices
+/// have the same length.
 pub fn f32s_to_f16_bits(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "f32s_to_f16_bits: lengths differ");
     #[cfg(target_arch = "x86_64")]
     let done = crate::sys::simd::f32_to_f16(src, dst).unwrap_or(0);
     #[cfg(not(target_arch = "x86_64"))]

@@ -57,7 +57,12 @@ impl HnswIndex {
         let fresh = n - g.tail_first;
         let per_chunk = (CHUNK_BYTES / (dim.max(1) * 4)).max(1);
         if fresh > 0 {
-            let name = format!("{basename}.vec");
+            // A checkpoint that failed after this index adopted its part
+            // is retried with the same basename: never reuse a part's name.
+            let mut name = format!("{basename}.vec");
+            if g.parts.iter().any(|p| p.name == name) {
+                name = format!("{basename}-{}.vec", g.tail_first);
+            }
             let crcs: Vec<u32> = g
                 .tail
                 .chunks(per_chunk * dim)
@@ -182,7 +187,12 @@ impl HnswIndex {
             covered += len;
             let mut part = open_part(dir, name, first, len, dim, per, crcs)?;
             if let Some(Some(code_name)) = files.codes.get(i) {
-                part.codes = Some(open_codes(dir, code_name.clone(), len, dim)?);
+                // Codes are derived from the vectors: a missing code file
+                // (removed by an older weft that did not know them) means
+                // an f32 walk over this part until the next dump rewrites it.
+                if dir.join(code_name).exists() {
+                    part.codes = Some(open_codes(dir, code_name.clone(), len, dim)?);
+                }
             }
             parts.push(part);
         }

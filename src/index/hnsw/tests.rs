@@ -236,9 +236,21 @@ fn a_bad_code_chunk_fails_the_search_and_names_the_code_file() {
     assert!(err.contains("g.vec.q8"), "{err}");
     assert!(loaded.verify().is_err());
     // A code file that does not match its part is refused at load.
+    std::fs::write(dir.join("short.q8"), &bytes[..bytes.len() - 40]).unwrap();
     let mut files2 = files.clone();
-    files2.codes = vec![Some("nope.q8".into())];
+    files2.codes = vec![Some("short.q8".into())];
     assert!(HnswIndex::load(&dir, &files2, HnswParams::default()).is_err());
+    // A missing one (an older weft removed it) means an f32 walk over that
+    // part, and the next dump writes it again.
+    files2.codes = vec![Some("gone.q8".into())];
+    let walked = HnswIndex::load(&dir, &files2, HnswParams::default()).unwrap();
+    assert!(recall(&walked, &data, &data[..50]) >= 0.95);
+    let again = walked.dump(&dir, "g2").unwrap();
+    assert_eq!(again.codes, vec![Some("g.vec.q8".to_string())]);
+    HnswIndex::load(&dir, &again, HnswParams::default())
+        .unwrap()
+        .verify()
+        .unwrap();
     files2.codes = vec![None, None];
     let err = HnswIndex::load(&dir, &files2, HnswParams::default())
         .unwrap_err()
@@ -273,4 +285,30 @@ fn parts_without_code_files_get_them_at_the_next_dump() {
     let again = HnswIndex::load(&dir, &next, HnswParams::default()).unwrap();
     assert!(recall(&again, &data, &data[..100]) >= 0.95);
     again.verify().unwrap();
+}
+
+/// A checkpoint that failed after the index adopted its new part is retried
+/// with the same basename: the retry must not overwrite the adopted part.
+#[test]
+fn a_dump_retried_with_the_same_basename_does_not_reuse_a_part_name() {
+    let dir = tempdir("retry");
+    let data = suite::clustered(19, 600, 12, 6);
+    let index = HnswIndex::new(HnswParams::default(), 600).unwrap();
+    insert_all(&index, &data[..300]);
+    let first = index.dump(&dir, "r").unwrap();
+    let rows: Vec<(&[f32], DocId)> = data[300..]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (&v[..], 300 + i as DocId))
+        .collect();
+    index.insert_many(&rows).unwrap();
+    let retry = index.dump(&dir, "r").unwrap();
+    assert_eq!(first.parts, vec!["r.vec".to_string()]);
+    assert_eq!(
+        retry.parts,
+        vec!["r.vec".to_string(), "r-300.vec".to_string()]
+    );
+    let loaded = HnswIndex::load(&dir, &retry, HnswParams::default()).unwrap();
+    loaded.verify().unwrap();
+    assert!(recall(&loaded, &data, &data[..60]) >= 0.95);
 }
