@@ -172,8 +172,8 @@ pub fn run(
         }
         if let Some(info) = manifest.import.as_mut() {
             info.notes.push(
-                "int8: MatMul weights quantized (onnxruntime.quantization.quantize_dynamic, QInt8); \
-                 activations quantized at run time"
+                "int8: MatMul weights quantized per output channel after constant folding \
+                 (onnxruntime.quantization.quantize_dynamic, QInt8); activations quantized at run time"
                     .into(),
             );
         }
