@@ -36,12 +36,19 @@ pub(super) struct Codes {
     pub(super) map: Mapped,
 }
 
+/// Bytes of one code row: `dim` i8 codes, then the f32 scale.
+#[inline]
+pub(super) fn code_row_len(dim: usize) -> usize {
+    dim + 4
+}
+
 impl Codes {
     /// The code row (codes, then the scale's 4 bytes) of local node `i`.
     #[inline]
     pub(super) fn row(&self, i: usize, dim: usize) -> &[u8] {
-        let at = self.rows_at + i * (dim + 4);
-        &self.map[at..at + dim + 4]
+        let w = code_row_len(dim);
+        let at = self.rows_at + i * w;
+        &self.map[at..at + w]
     }
 
     /// Checks chunk `c` once; true when good.
@@ -58,7 +65,7 @@ impl Codes {
             || {
                 let start = c * self.per_chunk;
                 let end = (start + self.per_chunk).min(len);
-                let w = dim + 4;
+                let w = code_row_len(dim);
                 let got =
                     format::crc32(&self.map[self.rows_at + start * w..self.rows_at + end * w]);
                 (got, &self.path, format!("codes {start}..{end}"))
@@ -197,6 +204,13 @@ impl Graph {
 
     pub(super) fn len(&self) -> usize {
         self.docs.len()
+    }
+
+    /// The code row of tail node `i` (node `tail_first + i`).
+    #[inline]
+    pub(super) fn tail_code(&self, i: usize) -> Option<&[u8]> {
+        let w = code_row_len(self.dim);
+        self.tail_codes.get(i * w..(i + 1) * w)
     }
 }
 

@@ -44,7 +44,7 @@ impl HnswIndex {
         let w0 = self.m0() + 1;
         let wu = self.params.m + 1;
         g.tail.reserve(rows.len() * dim);
-        g.tail_codes.reserve(rows.len() * (dim + 4));
+        g.tail_codes.reserve(rows.len() * code_row_len(dim));
         g.layer0.reserve(rows.len() * w0);
         for (v, doc) in rows {
             let level = self.draw_level();

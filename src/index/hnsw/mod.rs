@@ -64,7 +64,9 @@ use crate::error::{Error, Result};
 use crate::format::{self, corrupt, Dec, Enc};
 use crate::score::dot_f32;
 
-use graph::{code_dist, push_code_row, Codes, Graph, Part, Probe, Visited, D, SCRATCH};
+use graph::{
+    code_dist, code_row_len, push_code_row, Codes, Graph, Part, Probe, Visited, D, SCRATCH,
+};
 pub use params::HnswParams;
 pub use persist::HnswFiles;
 
@@ -226,7 +228,7 @@ impl HnswIndex {
         if node >= g.tail_first {
             let i = node - g.tail_first;
             if coded {
-                if let Some(r) = g.tail_codes.get(i * (dim + 4)..(i + 1) * (dim + 4)) {
+                if let Some(r) = g.tail_code(i) {
                     crate::sys::prefetch(r);
                     return;
                 }
@@ -260,7 +262,7 @@ impl HnswIndex {
         let dim = g.dim;
         if n >= g.tail_first {
             let i = n - g.tail_first;
-            return match g.tail_codes.get(i * (dim + 4)..(i + 1) * (dim + 4)) {
+            return match g.tail_code(i) {
                 Some(row) => Some(code_dist(q, row)),
                 None => self.dist(g, probe.f, node),
             };

@@ -70,9 +70,8 @@ impl HnswIndex {
                 .collect();
             format::write_framed(&dir.join(&name), PART_KIND, bytemuck::cast_slice(&g.tail))?;
             let code_name = format!("{name}.q8");
-            let w = dim + 4;
             write_codes(&dir.join(&code_name), dim, fresh, |i, out| {
-                out.extend_from_slice(&g.tail_codes[i * w..(i + 1) * w])
+                out.extend_from_slice(g.tail_code(i).expect("a code row per tail node"))
             })?;
             codes.push(Some(code_name));
             parts.push((name, g.tail_first, fresh, per_chunk, crcs));
@@ -331,7 +330,7 @@ fn open_part(
 
 /// Code rows per checksum chunk for `dim`.
 fn code_chunk(dim: usize) -> usize {
-    (CHUNK_BYTES / (dim + 4)).max(1)
+    (CHUNK_BYTES / code_row_len(dim)).max(1)
 }
 
 /// Writes a code file (`HNSQ`) for `len` nodes of `dim`, streamed one
@@ -353,13 +352,14 @@ fn write_codes(
     w.write(&e.0)?;
     let mut crcs = Enc::default();
     let mut chunks = 0u32;
-    let mut chunk = Vec::with_capacity(per * (dim + 4));
+    let width = code_row_len(dim);
+    let mut chunk = Vec::with_capacity(per * width);
     for start in (0..len).step_by(per) {
         chunk.clear();
         for i in start..(start + per).min(len) {
             row(i, &mut chunk);
         }
-        debug_assert_eq!(chunk.len(), ((start + per).min(len) - start) * (dim + 4));
+        debug_assert_eq!(chunk.len(), ((start + per).min(len) - start) * width);
         w.write(&chunk)?;
         crcs.u32(format::crc32(&chunk));
         chunks += 1;
@@ -389,7 +389,7 @@ fn open_codes(dir: &Path, name: String, len: usize, dim: usize) -> Result<Codes>
         )));
     }
     let chunks = len.div_ceil(per);
-    let rows = len * (dim + 4);
+    let rows = len * code_row_len(dim);
     if body.len() != 20 + rows + 4 * chunks + 4 {
         return Err(bad(format!("{} body bytes for {len} rows", body.len())));
     }
