@@ -312,3 +312,36 @@ fn a_dump_retried_with_the_same_basename_does_not_reuse_a_part_name() {
     loaded.verify().unwrap();
     assert!(recall(&loaded, &data, &data[..60]) >= 0.95);
 }
+
+/// With the SIGBUS handler installed (as the binaries do), a code file cut
+/// short under its mapping is found by `truncated` (the store's size check
+/// before a commit) and fails the search that reads it, naming the file.
+#[test]
+fn a_code_file_cut_short_is_reported_not_read() {
+    crate::sys::handle_sigbus();
+    let dir = tempdir("cutcodes");
+    let data = suite::clustered(23, 5000, 16, 10);
+    let index = HnswIndex::new(HnswParams::default(), 5000).unwrap();
+    insert_all(&index, &data);
+    let files = index.dump(&dir, "t").unwrap();
+    let loaded = HnswIndex::load(&dir, &files, HnswParams::default()).unwrap();
+    assert_eq!(loaded.truncated(true), None);
+    let path = dir.join("t.vec.q8");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 4)
+        .unwrap();
+    assert_eq!(loaded.truncated(true), Some(path.clone()));
+    let errs: Vec<String> = data[..20]
+        .iter()
+        .filter_map(|q| loaded.search(q, 5, None).err().map(|e| e.to_string()))
+        .collect();
+    assert!(
+        !errs.is_empty(),
+        "every search over a cut code file succeeded"
+    );
+    assert!(errs.iter().all(|e| e.contains("t.vec.q8")), "{errs:?}");
+}
