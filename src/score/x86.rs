@@ -51,8 +51,7 @@ pub(super) fn run(
                     }
                     &s.doc_i8
                 };
-                let sums = sized(&mut s.doc_sum, nd);
-                simd::row_sums_i8(data, dim, sums);
+                sized(&mut s.doc_sum, nd);
                 let args = I8Args {
                     nq,
                     nd,
@@ -64,7 +63,7 @@ pub(super) fn run(
                     &s.qt_u8,
                     &s.qs16,
                     d,
-                    &s.doc_sum,
+                    &mut s.doc_sum,
                     &args,
                     &mut s.qmax,
                     &mut s.dmax,

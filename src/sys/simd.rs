@@ -327,12 +327,23 @@ fn group16_i8<const QB: usize>(
     qscale: &[f32],
     masks: [u16; QB],
     doc: &[i8],
-    dsum: &[i32],
+    dsum: &mut [i32],
+    fill_sums: bool,
     a: &I8Args<'_>,
     qmax: &mut [f32],
     dmax: &mut [f32],
 ) {
     assert!(qscale.len() >= QB * 16);
+    let stride = a.doc_stride;
+    // The first pass over the doc rows also sums them, just before each
+    // tile reads them: the rows come from memory once and the kernel finds
+    // them in L1 (a separate sums pass streamed every row twice).
+    let sums = |j: usize, n: usize, dsum: &mut [i32]| {
+        if fill_sums {
+            let rows = &doc[j * stride..(j + n) * stride];
+            row_sums_i8_avx512(rows, stride, &mut dsum[j..j + n]);
+        }
+    };
     let mut qs = [_mm512_setzero_ps(); QB];
     for (b, v) in qs.iter_mut().enumerate() {
         // SAFETY: b*16 + 16 <= QB*16 <= qscale.len().
@@ -342,15 +353,18 @@ fn group16_i8<const QB: usize>(
     let nd = a.nd;
     let mut j = 0;
     while j + 8 <= nd {
-        prefetch_range(doc, (j + 8) * a.doc_stride, (j + 16) * a.doc_stride);
+        prefetch_range(doc, (j + 8) * stride, (j + 16) * stride);
+        sums(j, 8, dsum);
         tile16_i8_epi::<QB, 8>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
         j += 8;
     }
     if j + 4 <= nd {
+        sums(j, 4, dsum);
         tile16_i8_epi::<QB, 4>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
         j += 4;
     }
     while j < nd {
+        sums(j, 1, dsum);
         tile16_i8_epi::<QB, 1>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
         j += 1;
     }
@@ -359,13 +373,15 @@ fn group16_i8<const QB: usize>(
 
 /// i8 kernel (VNNI). `qt`: `[nq/16][dim4][16][4]` of `q + 128` (padding 0);
 /// `qscale`: `[nq/16 * 16]`; `doc`: rows of `doc_stride` (zero padded);
-/// `dsum`: per doc row sum of its i8 values.
+/// `dsum`: scratch of at least `nd`, filled with each doc row's sum of its
+/// i8 values (the `128 * sum` correction of the u8 query) on the first
+/// query-block pass.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 fn i8_avx512(
     qt: &[u8],
     qscale: &[f32],
     doc: &[i8],
-    dsum: &[i32],
+    dsum: &mut [i32],
     a: &I8Args<'_>,
     qmax: &mut [f32],
     dmax: &mut [f32],
@@ -388,6 +404,7 @@ fn i8_avx512(
                 masks,
                 doc,
                 dsum,
+                b == 0,
                 a,
                 &mut qmax[b * 16..],
                 dmax,
@@ -402,6 +419,7 @@ fn i8_avx512(
                 masks,
                 doc,
                 dsum,
+                b == 0,
                 a,
                 &mut qmax[b * 16..],
                 dmax,
@@ -850,19 +868,12 @@ pub(crate) fn maxsim_f32(
     }
 }
 
-/// Per-row sums of i8 rows (AVX-512BW).
-pub(crate) fn row_sums_i8(data: &[i8], dim: usize, out: &mut [i32]) {
-    need(has_avx512(), "AVX-512");
-    // SAFETY: the features were checked just above.
-    unsafe { row_sums_i8_avx512(data, dim, out) }
-}
-
 /// The i8 max-sim kernel with VNNI (see `i8_avx512` for the layouts).
 pub(crate) fn maxsim_i8_vnni(
     qt: &[u8],
     qscale: &[f32],
     doc: &[i8],
-    dsum: &[i32],
+    dsum: &mut [i32],
     a: &I8Args<'_>,
     qmax: &mut [f32],
     dmax: &mut [f32],
