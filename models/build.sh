@@ -18,6 +18,7 @@
 #   .weft/data/photos/          real photos + captions.tsv
 #   .weft/data/molecules/       held-out test.tsv (smiles, name, inchikey) + demo sample.csv
 #   .weft/models/starter-vl/    the starter vision-language bundle
+#   .weft/models/starter-vl-int8/  the same with an int8 text tower (faster text queries)
 #   .weft/models/starter-mol/   the starter text<->molecule bundle
 #   .weft/golden/starter-{vl,mol}.json  reference outputs of those bundles (Rust parity tests)
 set -euo pipefail
@@ -84,6 +85,20 @@ if [[ ! -f "$GOLDEN" || "$(cat "$GOLDEN_STAMP" 2>/dev/null)" != "$bundle_hash" ]
   "$PY" models/reference.py --bundle "$OUT" --out "$GOLDEN" --images "${photos[@]}" \
     --texts "a photo of a cat" "a cup of coffee on a saucer" "a rocket on the launch pad" "naïve café résumé 東京"
   echo "$bundle_hash" > "$GOLDEN_STAMP.tmp" && mv "$GOLDEN_STAMP.tmp" "$GOLDEN_STAMP"
+fi
+
+# --- 4b. starter-vl-int8: the same bundle with an int8 text tower (models/derive_int8.py) --
+# Rebuilt when starter-vl's manifest or the two scripts changed, or a file is missing.
+INT8_OUT="$WEFT/models/starter-vl-int8"
+INT8_STAMP="$WEFT/models/.starter-vl-int8.inputs"
+int8_inputs="$(cat "$OUT/bundle.toml" models/common.py models/quantize.py models/derive_int8.py | sha256sum | cut -d' ' -f1)"
+int8_intact="$("$PY" -c 'import sys; sys.path.insert(0, "models"); from common import verify_bundle; p = verify_bundle(sys.argv[1]); print("yes" if not p else "no: " + "; ".join(p))' "$INT8_OUT")"
+if [[ $FORCE == 1 || "$int8_intact" != "yes" || "$(cat "$INT8_STAMP" 2>/dev/null)" != "$int8_inputs" ]]; then
+  echo "build: deriving $INT8_OUT (${int8_intact})"
+  "$PY" models/derive_int8.py --src "$OUT" --out "$INT8_OUT" 2> >(grep -v 'consider to run pre-processing' >&2)
+  echo "$int8_inputs" > "$INT8_STAMP.tmp" && mv "$INT8_STAMP.tmp" "$INT8_STAMP"
+else
+  echo "build: $INT8_OUT is up to date (sha256 match its manifest)"
 fi
 
 echo "build: starter-vl ready after $(( $(date +%s) - START )) s"

@@ -68,6 +68,7 @@ BENCH_DIR=.weft/bench
 VENV=.weft/bench-venv
 PY="$VENV/bin/python"
 BUNDLE=.weft/models/starter-vl
+BUNDLE_INT8=.weft/models/starter-vl-int8   # starter-vl with an int8 text tower (models/derive_int8.py)
 WEFT_BENCH=target/release/examples/bench
 RESULTS="$BENCH_DIR/results.jsonl"
 RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -278,6 +279,13 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
     w() { weft e2e "$rep" e2e "${E[@]}" --threads "$THREADS"; }
     p() { record e2e python "$rep" "$PY" bench/e2e_python.py "${E[@]}" --threads "$THREADS"; }
     if [[ $flip == 1 ]]; then w; p; else p; w; fi
+    # the same with the int8 text tower, on both sides (report.py tells the runs apart by --bundle)
+    step "e2e, int8 text tower (rep $rep/$E2E_REPEAT)"
+    E=(--items "$E2E_ITEMS" --dim 384 --tokens 49 --rerank 100 --queries "$E2E_QUERIES" --bundle "$BUNDLE_INT8")
+    if [[ ! -f "$BUNDLE_INT8/bundle.toml" ]]; then
+      printf '{"name":"e2e","impl":"weft","error":"%s missing: run models/build.sh","cmd":"--bundle %s","run_id":"%s","rep":%s}\n' \
+        "$BUNDLE_INT8" "$BUNDLE_INT8" "$RUN_ID" "$rep" >> "$RESULTS"
+    elif [[ $flip == 1 ]]; then w; p; else p; w; fi
   fi
   # weft only (bytes per item are deterministic; the baseline's layout is computed by report.py
   # from the e2e baseline's file sizes)

@@ -1,6 +1,7 @@
 //! The starter vision-language bundle built by `models/build.sh`: it loads,
 //! matches the Python reference, and its global embeddings rank the real
-//! photos sensibly. Skipped (with a printed reason) where the bundle was not
+//! photos sensibly; its int8-text-tower twin `starter-vl-int8` ranks them
+//! the same and stays close to it. Skipped (with a printed reason) where the bundle was not
 //! built; `scripts/test.sh` builds it and sets WEFT_REQUIRE_STARTER=1 so CI
 //! cannot skip it.
 
@@ -16,7 +17,11 @@ fn root() -> PathBuf {
 }
 
 fn starter() -> Option<Bundle> {
-    let dir = root().join(".weft/models/starter-vl");
+    bundle("starter-vl")
+}
+
+fn bundle(name: &str) -> Option<Bundle> {
+    let dir = root().join(".weft/models").join(name);
     if !dir.join("bundle.toml").exists() {
         assert!(
             std::env::var_os("WEFT_REQUIRE_STARTER").is_none(),
@@ -87,7 +92,46 @@ fn starter_matches_the_python_reference() {
 
 #[test]
 fn photos_rank_their_captions_first() {
-    let Some(bundle) = starter() else { return };
+    for name in ["starter-vl", "starter-vl-int8"] {
+        let Some(bundle) = bundle(name) else { return };
+        photos_rank_their_captions_first_with(bundle);
+    }
+}
+
+/// The int8 text tower's embeddings stay within a cosine of 0.98 of the fp32
+/// tower's (models/derive_int8.py refuses to write one that does not), and
+/// its image tower is the same file.
+#[test]
+fn int8_text_tower_stays_close_to_fp32() {
+    let (Some(fp32), Some(int8)) = (starter(), bundle("starter-vl-int8")) else {
+        return;
+    };
+    let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
+    let mut a = BundleEncoders::new(runtime.clone(), fp32, EncoderOptions::default()).unwrap();
+    let mut b = BundleEncoders::new(runtime, int8, EncoderOptions::default()).unwrap();
+    let texts = [
+        "a photo of a cat",
+        "a cup of coffee on a saucer",
+        "a rocket on the launch pad",
+        "naïve café résumé 東京",
+    ];
+    let inputs: Vec<Input<'_>> = texts.iter().map(|t| Input::Text(t)).collect();
+    let (ea, eb) = (a.encode(&inputs), b.encode(&inputs));
+    for ((t, x), y) in texts.iter().zip(ea).zip(eb) {
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let c = cos(&x.embedding, &y.embedding);
+        assert!(c > 0.98, "{t:?}: int8 vs fp32 text cosine {c}");
+        assert_eq!(x.n_tokens, y.n_tokens, "{t:?}");
+    }
+    let photo = root().join(".weft/data/photos/chelsea.png");
+    let (x, y) = (
+        a.encode(&[Input::ImagePath(&photo)]).remove(0).unwrap(),
+        b.encode(&[Input::ImagePath(&photo)]).remove(0).unwrap(),
+    );
+    assert_eq!(x.embedding, y.embedding, "image towers differ");
+}
+
+fn photos_rank_their_captions_first_with(bundle: Bundle) {
     let photos = root().join(".weft/data/photos");
     let runtime = Runtime::load(&RuntimeOptions::default().with_project_dir(".weft")).unwrap();
     let mut enc = BundleEncoders::new(runtime, bundle, EncoderOptions::default()).unwrap();
