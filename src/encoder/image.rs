@@ -413,9 +413,23 @@ pub fn fit(img: &RgbImage, spec: &ImageSpec, item: &str) -> Result<RgbImage> {
             let shortest = spec.resize_shortest.map_or(th.min(tw), |s| s as u32);
             let (nw, nh) =
                 shortest_side_size(img.width(), img.height(), shortest, spec.resize_rounding);
-            let resized = resize(img, nw, nh, spec.interpolation, item)?;
             let (cw, ch) = (tw.min(nw), th.min(nh));
             let (left, top) = centre_crop_origin(nw, nh, cw, ch, spec.crop_rounding);
+            if cw == tw && ch == th && (nw, nh) != img.dimensions() {
+                // Only the pixels the crop keeps.
+                let size = |v: u32| v as usize;
+                if let Some(out) = super::resample::resize_crop_rgb8(
+                    img.as_raw(),
+                    (size(img.width()), size(img.height())),
+                    (size(nw), size(nh)),
+                    (size(left), size(top), size(cw), size(ch)),
+                    spec.interpolation,
+                ) {
+                    return RgbImage::from_raw(cw, ch, out)
+                        .ok_or_else(|| invalid(item, "resize produced a wrong buffer"));
+                }
+            }
+            let resized = resize(img, nw, nh, spec.interpolation, item)?;
             let cropped = image::imageops::crop_imm(&resized, left, top, cw, ch).to_image();
             if cw == tw && ch == th {
                 Ok(cropped)

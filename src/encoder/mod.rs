@@ -327,7 +327,10 @@ impl ImageEncoder {
                 modality: Modality::Image,
             })?
             .clone();
-        let session = load_session(runtime, bundle, &spec.model, &options.session)?;
+        // Decode threads run beside inference: spinning intra-op threads
+        // would hold the cores they need (see `SessionOptions::intra_spinning`).
+        let session_options = options.session.clone().with_intra_spinning(false);
+        let session = load_session(runtime, bundle, &spec.model, &session_options)?;
         Ok(ImageEncoder {
             session,
             pipeline: ImagePipeline {

@@ -134,6 +134,12 @@ pub struct SessionOptions {
     /// Intra-op threads of ONNX Runtime. Default: the cores available to the
     /// process (`std::thread::available_parallelism`), at most 8.
     pub intra_threads: usize,
+    /// Whether idle intra-op threads spin before sleeping (ONNX Runtime's
+    /// `session.intra_op.allow_spinning`). Default on: a text query's
+    /// ~1.5 ms inference is ~0.7 ms slower without it. The image encoders
+    /// turn it off, because their decode threads need the cores the
+    /// spinning threads would hold (2 cores: full pipeline +7%).
+    pub intra_spinning: bool,
 }
 
 impl Default for SessionOptions {
@@ -142,6 +148,7 @@ impl Default for SessionOptions {
             device: Device::Cpu,
             allow_cpu_fallback: false,
             intra_threads: default_threads(),
+            intra_spinning: true,
         }
     }
 }
@@ -162,6 +169,12 @@ impl SessionOptions {
     /// Sets the number of intra-op threads (at least 1).
     pub fn with_intra_threads(mut self, threads: usize) -> Self {
         self.intra_threads = threads;
+        self
+    }
+
+    /// Lets idle intra-op threads spin (or not) before they sleep.
+    pub fn with_intra_spinning(mut self, spin: bool) -> Self {
+        self.intra_spinning = spin;
         self
     }
 }
@@ -360,6 +373,8 @@ impl Runtime {
             .with_intra_threads(options.intra_threads)
             .map_err(|e| Error::onnx(ctx(), e))?
             .with_inter_threads(1)
+            .map_err(|e| Error::onnx(ctx(), e))?
+            .with_intra_op_spinning(options.intra_spinning)
             .map_err(|e| Error::onnx(ctx(), e))
     }
 
