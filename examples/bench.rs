@@ -589,8 +589,19 @@ fn scale(a: &Args) -> anyhow::Result<()> {
     let build_rss = peak_rss_mb();
     drop(c);
     let disk = dir_bytes(&dir);
-    // Open: maps segments and vector parts, reads the graph file. The first
-    // open of --open-only after dropping the page cache is a cold open.
+    let mut qrng = Rng(7);
+    let queries: Vec<Vec<f32>> = (0..nq)
+        .map(|i| qrng.unit(dim, Some(&centres[(i * 37) % centres.len()]), noise))
+        .collect();
+    // The very first open and query of the process: with --open-only after
+    // dropping the page cache, what a user's first query after a cold start waits.
+    let t = Instant::now();
+    let c = Collection::open(&dir)?;
+    let first_open_ms = t.elapsed().as_secs_f64() * 1000.0;
+    c.snapshot().ann(&queries[1 % nq.max(1)], 10, None)?;
+    let first_open_and_query_ms = t.elapsed().as_secs_f64() * 1000.0;
+    drop(c);
+    // Open: maps segments and vector parts, reads the graph file.
     let mut opens = Vec::new();
     for _ in 0..3 {
         let t = Instant::now();
@@ -602,10 +613,6 @@ fn scale(a: &Args) -> anyhow::Result<()> {
     let c = Collection::open(&dir)?;
     let info = c.info();
     let snap = c.snapshot();
-    let mut qrng = Rng(7);
-    let queries: Vec<Vec<f32>> = (0..nq)
-        .map(|i| qrng.unit(dim, Some(&centres[(i * 37) % centres.len()]), noise))
-        .collect();
     let first = snap.ann(&queries[0], 10, None)?;
     let open_and_first_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mut lat = Vec::new();
@@ -650,7 +657,9 @@ fn scale(a: &Args) -> anyhow::Result<()> {
                "dtype": format!("{dtype:?}").to_lowercase(), "open_only": open_only,
                "build_s": build_s, "items_per_s": items as f64 / build_s,
                "build_peak_rss_mb": build_rss, "disk_bytes": disk, "bytes_per_item": disk as f64 / items as f64,
-               "segments": info.segments, "open_ms": opens, "open_and_first_query_ms": open_and_first_ms,
+               "segments": info.segments, "first_open_ms": first_open_ms,
+               "first_open_and_query_ms": first_open_and_query_ms,
+               "open_ms": opens, "open_and_first_query_ms": open_and_first_ms,
                "query_p50_ms": percentile(&lat, 0.5), "query_p99_ms": percentile(&lat, 0.99),
                "recall_at_10": hits as f64 / (10.0 * nq as f64), "ef_search": snap.index().params().ef_search,
                "peak_rss_mb": peak_rss_mb()})

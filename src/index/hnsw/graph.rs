@@ -51,6 +51,18 @@ impl Codes {
         &self.map[at..at + w]
     }
 
+    /// Asks the kernel to start reading chunk `c` if no search checked it
+    /// yet (see `will_need`).
+    #[inline]
+    pub(super) fn will_need(&self, c: usize, len: usize, dim: usize) {
+        if self.state[c].load(Ordering::Relaxed) == 0 {
+            let start = c * self.per_chunk;
+            let end = (start + self.per_chunk).min(len);
+            let w = code_row_len(dim);
+            will_need(&self.map, self.rows_at + start * w, (end - start) * w);
+        }
+    }
+
     /// Checks chunk `c` once; true when good.
     pub(super) fn check(
         &self,
@@ -73,6 +85,20 @@ impl Codes {
             bad,
         )
     }
+}
+
+/// Starts the read of `len` bytes at `at` of `map` without waiting
+/// (`MADV_WILLNEED`). A search asks this for every unchecked chunk it is
+/// about to read, before reading the first: after a cold open the chunks
+/// of one hop (or of the re-scored beam) then come from the device in
+/// parallel instead of one fault after another (1M items, first query
+/// after dropping the page cache: see BENCHMARKS.md). A checked chunk is
+/// never advised again, so a warm search makes no system call.
+fn will_need(map: &Mapped, at: usize, len: usize) {
+    #[cfg(unix)]
+    let _ = map.advise_range(memmap2::Advice::WillNeed, at, len);
+    #[cfg(not(unix))]
+    let _ = (map, at, len);
 }
 
 /// The once-per-chunk check of vector parts and code files: `state` is 0
@@ -147,6 +173,20 @@ impl Part {
     pub(super) fn body(&self) -> &[f32] {
         let bytes = &self.map[format::HEADER_LEN..self.map.len() - format::FOOTER_LEN];
         bytemuck::cast_slice(bytes)
+    }
+
+    /// Asks the kernel to start reading chunk `c` if no search checked it yet.
+    #[inline]
+    pub(super) fn will_need(&self, c: usize, dim: usize) {
+        if self.state[c].load(Ordering::Relaxed) == 0 {
+            let start = c * self.per_chunk;
+            let end = (start + self.per_chunk).min(self.len);
+            will_need(
+                &self.map,
+                format::HEADER_LEN + start * dim * 4,
+                (end - start) * dim * 4,
+            );
+        }
     }
 
     /// Checks chunk `c` once; true when good.

@@ -250,6 +250,24 @@ impl HnswIndex {
         }
     }
 
+    /// Starts reading, all at once, the chunks of `nodes` that the walk (or
+    /// the exact re-score, `exact`) will check for the first time; see
+    /// `graph::will_need`.
+    fn will_need(&self, g: &Graph, probe: &Probe<'_>, nodes: impl Iterator<Item = u32>) {
+        for n in nodes {
+            let n = n as usize;
+            if n >= g.tail_first {
+                continue;
+            }
+            let p = Self::part(g, n);
+            let local = n - p.first;
+            match &p.codes {
+                Some(c) if probe.codes.is_some() => c.will_need(local / c.per_chunk, p.len, g.dim),
+                _ => p.will_need(local / p.per_chunk, g.dim),
+            }
+        }
+    }
+
     /// The walk's distance to `node`: over the codes when the probe has
     /// them and the node has a code row, else exact; `None` when the chunk
     /// read failed its checksum.

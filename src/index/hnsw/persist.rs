@@ -210,9 +210,12 @@ impl HnswIndex {
         let w0 = 2 * m + 1;
         let wu = m + 1;
         let words = |b: &[u8]| -> Vec<AtomicU32> {
-            b.chunks_exact(4)
-                .map(|c| AtomicU32::new(u32::from_le_bytes(c.try_into().expect("4"))))
-                .collect()
+            let mut v = crate::sys::vec_for_bulk(b.len() / 4);
+            v.extend(
+                b.chunks_exact(4)
+                    .map(|c| AtomicU32::new(u32::from_le_bytes(c.try_into().expect("4")))),
+            );
+            v
         };
         let layer0 = words(d.take(n * w0 * 4).ok_or_else(|| bad("layer 0"))?);
         let total_upper: usize = levels.iter().map(|&l| l as usize * wu).sum();

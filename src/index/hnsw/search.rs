@@ -66,6 +66,7 @@ impl HnswIndex {
             }
             self.neighbours(g, c, layer, nb);
             nb.retain(|&n| visited.insert(n));
+            self.will_need(g, q, nb.iter().copied());
             // The vectors are scattered over memory: each one is requested
             // a step before its distance is computed.
             if let Some(&n) = nb.first() {
@@ -158,6 +159,7 @@ impl HnswIndex {
     pub(super) fn rescore(&self, g: &Graph, query: &[f32], beam: &mut Vec<(f32, u32)>) {
         let exact = Probe::exact(query);
         let coded = std::mem::take(beam);
+        self.will_need(g, &exact, coded.iter().map(|&(_, n)| n));
         for (i, &(_, n)) in coded.iter().enumerate() {
             if let Some(&(_, next)) = coded.get(i + 1) {
                 self.prefetch(g, &exact, next);
