@@ -506,6 +506,21 @@ fn format_matches_the_golden_files_and_they_still_open() {
     let _ = std::fs::remove_dir_all(&fresh);
 }
 
+/// The same collection as written with 64 KiB checksum chunks in the HNSW
+/// vector part and code file (before 16 KiB): the chunk size is read from
+/// the files, so it opens, verifies and answers.
+#[test]
+fn a_collection_with_64k_checksum_chunks_opens() {
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/collection-v2-64k-chunks");
+    let c = Collection::open(&golden).unwrap();
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 60);
+    let d42 = snap.doc_of("item-42").unwrap().unwrap();
+    assert_eq!(snap.ann(&vector(42, DIM), 1, None).unwrap()[0].0, d42);
+}
+
 /// The same collection as written before HNSW code files existed (its
 /// manifest names none) opens and answers; the next checkpoint writes a
 /// code file for every vector part.

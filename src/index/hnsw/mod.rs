@@ -73,14 +73,17 @@ pub use persist::HnswFiles;
 /// Highest layer a node can get (levels are drawn with `mL = 1/ln M`; 16 is
 /// out of reach below 16^16 nodes).
 const MAX_LEVEL: u8 = 16;
-/// Vector parts are checked in chunks of about this many bytes. A search
-/// touches nodes all over the graph, so the first searches after an open
-/// read (and check) every chunk they touch. At 1,000,000 items with the
-/// files in the page cache, the first search after an open took ~110 ms with
-/// 1 MiB chunks and ~30 ms with 64 KiB ones (a crc table of 92 KB per
-/// million 384-d vectors). With a cold page cache it takes ~1.1 s either
-/// way: the random reads of the vectors dominate.
-const CHUNK_BYTES: usize = 64 << 10;
+/// Vector parts and code files are checked in chunks of about this many
+/// bytes (the chunk size is written into each file, so files written with
+/// another size still open). A search touches nodes all over the graph, so
+/// the first searches after an open read (and check) every chunk they
+/// touch. At 1,000,000 items with the files in the page cache, the first
+/// search after an open took ~110 ms with 1 MiB chunks and ~30 ms with
+/// 64 KiB ones. With a cold page cache a search reads a whole chunk for
+/// each node it touches first: 16 KiB chunks read a quarter of the bytes
+/// of 64 KiB ones (crc tables of 400 KB per million 384-d vectors and
+/// 95 KB for their codes).
+const CHUNK_BYTES: usize = 16 << 10;
 /// Floats of an f32 vector the walk prefetches ahead (two cache lines; the
 /// hardware prefetcher follows the rest). Prefetching all 24 lines of a
 /// 384-d vector answered 10-19% fewer queries/s on clustered-100k: the

@@ -212,7 +212,7 @@ fn the_code_walk_returns_exact_scores_and_keeps_recall() {
     let files = index.dump(&dir, "c").unwrap();
     assert_eq!(files.codes, vec![Some("c.vec.q8".to_string())]);
     let meta = std::fs::metadata(dir.join("c.vec.q8")).unwrap().len() as usize;
-    let chunks = 4000usize.div_ceil((64 << 10) / 52);
+    let chunks = 4000usize.div_ceil(CHUNK_BYTES / 52);
     assert_eq!(meta, 32 + 20 + 4000 * 52 + 4 * chunks + 4);
     check(&index);
     let loaded = HnswIndex::load(&dir, &files, HnswParams::default().with_ef_search(64)).unwrap();
