@@ -481,9 +481,14 @@ LIMITS = {
     "rss": "the writer keeps up to checkpoint_bytes (256 MiB) of committed items in memory until a checkpoint "
            "writes them into a segment; measured with 64 MiB (2026-12-02): 452 MB, but 4x the segments and open "
            "time 14 -> 26 ms, since segments are not merged yet",
-    "scale": "measured by `bench scale` (not part of this script: a 1M build takes ~13 min and 23 GB); see "
-             "\"Scale and memory\" below",
+    "scale": "2 of 5 tries above 0.5 s. The open itself takes 250-350 ms cold (~158 ms warm: reading and checking the "
+             "145 MB graph and the 55 segments' index files; the disk reads 1.43 GB/s), then the first query's walk "
+             "waits hop by hop for the 16 KiB chunks of the nodes it reaches (~200 ms)",
 }
+
+# The 1M row is measured by `bench scale` by hand (a 1M build takes ~9 min and 23 GB of disk, too long
+# for this script); see "Scale and memory" below for the commands.
+SCALE_1M = {"when": "2026-12-02, commit fc278ce", "cold_open_and_first_query_ms": [448, 598, 471, 463, 689]}
 
 
 def sec_goals(r: Run) -> list[str]:
@@ -551,7 +556,10 @@ def sec_goals(r: Run) -> list[str]:
         row(f"text→image query p50 incl. text encoding, {label}, ms", fmt(q) if q else NM, fmt(b) if b else NM,
             "≤ 3.5", None if q is None else q <= 3.5, lim)
 
-    row("1M collection: open + first query, page cache dropped", "see below", "–", "≤ 0.5 s", False, LIMITS["scale"])
+    v = sorted(SCALE_1M["cold_open_and_first_query_ms"])
+    row("1M collection: open + first query, page cache dropped, ms (`bench scale`, not this run: "
+        f"{SCALE_1M['when']})", f"{v[len(v) // 2]} median ({v[0]}–{v[-1]}, {len(v)} tries)", "–", "≤ 500",
+        all(x <= 500 for x in v), LIMITS["scale"])
     return out + [""]
 
 # ---------------------------------------------------------------------------- document
