@@ -88,10 +88,12 @@ if [[ ! -f "$GOLDEN" || "$(cat "$GOLDEN_STAMP" 2>/dev/null)" != "$bundle_hash" ]
 fi
 
 # --- 4b. starter-vl-int8: the same bundle with an int8 text tower (models/derive_int8.py) --
-# Rebuilt when starter-vl's manifest or the two scripts changed, or a file is missing.
+# Rebuilt when starter-vl's manifest, the scripts or the pinned requirements (the
+# quantizer's version) changed, or a file is missing.
 INT8_OUT="$WEFT/models/starter-vl-int8"
 INT8_STAMP="$WEFT/models/.starter-vl-int8.inputs"
-int8_inputs="$(cat "$OUT/bundle.toml" models/common.py models/quantize.py models/derive_int8.py | sha256sum | cut -d' ' -f1)"
+int8_inputs="$(cat "$OUT/bundle.toml" models/requirements.txt models/common.py models/quantize.py models/derive_int8.py \
+                | sha256sum | cut -d' ' -f1)"
 int8_intact="$("$PY" -c 'import sys; sys.path.insert(0, "models"); from common import verify_bundle; p = verify_bundle(sys.argv[1]); print("yes" if not p else "no: " + "; ".join(p))' "$INT8_OUT")"
 if [[ $FORCE == 1 || "$int8_intact" != "yes" || "$(cat "$INT8_STAMP" 2>/dev/null)" != "$int8_inputs" ]]; then
   echo "build: deriving $INT8_OUT (${int8_intact})"

@@ -101,6 +101,7 @@ def main() -> None:
         text["model"] = quantized.name
         text["model_sha256"] = sha256_file(quantized)
         write_manifest(tmp, m)
+        tmp.chmod(0o755)  # mkdtemp made it owner-only
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -283,8 +283,10 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
     step "e2e, int8 text tower (rep $rep/$E2E_REPEAT)"
     E=(--items "$E2E_ITEMS" --dim 384 --tokens 49 --rerank 100 --queries "$E2E_QUERIES" --bundle "$BUNDLE_INT8")
     if [[ ! -f "$BUNDLE_INT8/bundle.toml" ]]; then
-      printf '{"name":"e2e","impl":"weft","error":"%s missing: run models/build.sh","cmd":"--bundle %s","run_id":"%s","rep":%s}\n' \
-        "$BUNDLE_INT8" "$BUNDLE_INT8" "$RUN_ID" "$rep" >> "$RESULTS"
+      for impl in weft python; do
+        printf '{"name":"e2e","impl":"%s","error":"%s missing: run models/build.sh","cmd":"--bundle %s","run_id":"%s","rep":%s}\n' \
+          "$impl" "$BUNDLE_INT8" "$BUNDLE_INT8" "$RUN_ID" "$rep" >> "$RESULTS"
+      done
     elif [[ $flip == 1 ]]; then w; p; else p; w; fi
   fi
   # weft only (bytes per item are deterministic; the baseline's layout is computed by report.py

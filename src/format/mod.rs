@@ -168,8 +168,8 @@ pub fn prefetch(path: &Path, what: Prefetch) {
 pub fn read_framed(path: &Path, kind: &[u8; 4]) -> Result<Vec<u8>> {
     let mut bytes = read_bulk(path)?;
     let body_len = open_framed(&bytes, kind, path, true)?.len();
-    // The body in place: a 145 MB HNSW graph read at a 1M-item open was
-    // copied a second time here (allocation, page faults and copy).
+    // The body moved down in the same buffer: `to_vec` allocated (and
+    // page-faulted) a second buffer of the body's size.
     bytes.truncate(HEADER_LEN + body_len);
     bytes.drain(..HEADER_LEN);
     Ok(bytes)

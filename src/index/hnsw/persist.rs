@@ -137,14 +137,18 @@ impl HnswIndex {
         })
     }
 
-    /// Opens a dump written by [`HnswIndex::dump`]: reads and verifies the
-    /// graph file, maps the vector parts (checked chunk by chunk when used).
+    /// Opens a dump written by [`HnswIndex::dump`]: verifies the graph file
+    /// and copies its node arrays out of a mapping of it (read into a
+    /// buffer, its 145 MB at 1M items were zeroed and copied once more),
+    /// maps the vector parts (checked chunk by chunk when used).
     pub fn load(dir: &Path, files: &HnswFiles, params: HnswParams) -> Result<Self> {
         params.validate()?;
         let path = dir.join(&files.graph);
-        let body = format::read_framed(&path, GRAPH_KIND)?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let map = crate::sys::map_readonly(&file, &path).map_err(|e| Error::io(&path, e))?;
+        let body = format::open_framed(&map, GRAPH_KIND, &path, true)?;
         let bad = |what: &str| corrupt(&path, format!("bad graph file: {what}"));
-        let mut d = Dec::new(&body);
+        let mut d = Dec::new(body);
         let dim = d.u32().ok_or_else(|| bad("header"))? as usize;
         let m = d.u32().ok_or_else(|| bad("header"))? as usize;
         let n = d.u64().ok_or_else(|| bad("header"))? as usize;
@@ -246,6 +250,11 @@ impl HnswIndex {
         };
         if !lists_ok || !entry_ok || levels.iter().any(|&l| l > MAX_LEVEL) {
             return Err(bad("a neighbour list or the entry point is out of range"));
+        }
+        // Cut short while it was read (another program truncating it; the
+        // SIGBUS handler read zeros): what was copied is not the file.
+        if map.truncated(true) {
+            return Err(bad("the file was cut short while it was read"));
         }
         let graph = Graph {
             dim,

@@ -188,11 +188,18 @@ pub(super) fn load_snapshot(
             .collect()
     };
     let (segments, index) = std::thread::scope(|scope| {
-        let index = scope.spawn(load_index);
+        // Without a thread (the system refused one) the graph loads after.
+        let index = std::thread::Builder::new()
+            .name("weft-open-graph".into())
+            .spawn_scoped(scope, load_index)
+            .ok();
         let segments = open_segments();
-        let index = index
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let index = match index {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => load_index(),
+        };
         (segments, index)
     });
     let (segments, index) = (segments?, index?);
