@@ -166,24 +166,11 @@ pub fn prefetch(path: &Path, what: Prefetch) {
 
 /// Reads a small framed file whole and verifies it.
 pub fn read_framed(path: &Path, kind: &[u8; 4]) -> Result<Vec<u8>> {
-    let mut bytes = read_bulk(path)?;
+    let mut bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let body_len = open_framed(&bytes, kind, path, true)?.len();
-    // The body moved down in the same buffer: `to_vec` allocated (and
-    // page-faulted) a second buffer of the body's size.
+    // The body moved down in the same buffer, not copied into a second one.
     bytes.truncate(HEADER_LEN + body_len);
     bytes.drain(..HEADER_LEN);
-    Ok(bytes)
-}
-
-/// The whole file, read into memory backed by huge pages where it is big
-/// (see `sys::vec_for_bulk`).
-fn read_bulk(path: &Path) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let mut bytes = crate::sys::vec_for_bulk(usize::try_from(len).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
     Ok(bytes)
 }
 

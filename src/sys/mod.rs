@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 /// A `Vec` of capacity `n` whose memory the kernel is asked to back with
 /// transparent huge pages (`MADV_HUGEPAGE`; where THP is `madvise`, the
 /// default here, big buffers otherwise take one page fault per 4 KiB). For
-/// the buffers an open fills at once (a 1M-item HNSW graph is 145 MB: 35k
-/// faults, ~half of a warm open). A hint: without THP, or on another OS,
+/// the buffers an open fills at once (the layer-0 lists of a 1M-item HNSW
+/// graph are 132 MB: 32k faults). A hint: without THP, or on another OS,
 /// it is an ordinary `Vec::with_capacity`.
 pub(crate) fn vec_for_bulk<T>(n: usize) -> Vec<T> {
     let v: Vec<T> = Vec::with_capacity(n);

@@ -1,5 +1,7 @@
 //! The node arrays, memory-mapped vector parts and the visited set.
 
+use std::ops::Range;
+
 use super::*;
 
 /// A memory-mapped vector part holding nodes `first..first+len`.
@@ -51,15 +53,21 @@ impl Codes {
         &self.map[at..at + w]
     }
 
+    /// Chunk `c` of a code file of `len` rows: its first and end row, and
+    /// its bytes' range in `map`.
+    fn chunk(&self, c: usize, len: usize, dim: usize) -> (usize, usize, Range<usize>) {
+        let start = c * self.per_chunk;
+        let end = (start + self.per_chunk).min(len);
+        let w = code_row_len(dim);
+        (start, end, self.rows_at + start * w..self.rows_at + end * w)
+    }
+
     /// Asks the kernel to start reading chunk `c` if no search checked it
     /// yet (see `will_need`).
     #[inline]
     pub(super) fn will_need(&self, c: usize, len: usize, dim: usize) {
         if self.state[c].load(Ordering::Relaxed) == 0 {
-            let start = c * self.per_chunk;
-            let end = (start + self.per_chunk).min(len);
-            let w = code_row_len(dim);
-            will_need(&self.map, self.rows_at + start * w, (end - start) * w);
+            will_need(&self.map, self.chunk(c, len, dim).2);
         }
     }
 
@@ -75,11 +83,8 @@ impl Codes {
             &self.state[c],
             self.crcs[c],
             || {
-                let start = c * self.per_chunk;
-                let end = (start + self.per_chunk).min(len);
-                let w = code_row_len(dim);
-                let got =
-                    format::crc32(&self.map[self.rows_at + start * w..self.rows_at + end * w]);
+                let (start, end, bytes) = self.chunk(c, len, dim);
+                let got = format::crc32(&self.map[bytes]);
                 (got, &self.path, format!("codes {start}..{end}"))
             },
             bad,
@@ -94,11 +99,11 @@ impl Codes {
 /// parallel instead of one fault after another (1M items, first query
 /// after dropping the page cache: see BENCHMARKS.md). A checked chunk is
 /// never advised again, so a warm search makes no system call.
-fn will_need(map: &Mapped, at: usize, len: usize) {
+fn will_need(map: &Mapped, bytes: Range<usize>) {
     #[cfg(unix)]
-    let _ = map.advise_range(memmap2::Advice::WillNeed, at, len);
+    let _ = map.advise_range(memmap2::Advice::WillNeed, bytes.start, bytes.len());
     #[cfg(not(unix))]
-    let _ = (map, at, len);
+    let _ = (map, bytes);
 }
 
 /// The once-per-chunk check of vector parts and code files: `state` is 0
@@ -175,17 +180,19 @@ impl Part {
         bytemuck::cast_slice(bytes)
     }
 
+    /// Chunk `c`: its first and end node, and its bytes' range in `map`.
+    fn chunk(&self, c: usize, dim: usize) -> (usize, usize, Range<usize>) {
+        let start = c * self.per_chunk;
+        let end = (start + self.per_chunk).min(self.len);
+        let at = |node: usize| format::HEADER_LEN + node * dim * 4;
+        (start, end, at(start)..at(end))
+    }
+
     /// Asks the kernel to start reading chunk `c` if no search checked it yet.
     #[inline]
     pub(super) fn will_need(&self, c: usize, dim: usize) {
         if self.state[c].load(Ordering::Relaxed) == 0 {
-            let start = c * self.per_chunk;
-            let end = (start + self.per_chunk).min(self.len);
-            will_need(
-                &self.map,
-                format::HEADER_LEN + start * dim * 4,
-                (end - start) * dim * 4,
-            );
+            will_need(&self.map, self.chunk(c, dim).2);
         }
     }
 
@@ -195,11 +202,9 @@ impl Part {
             &self.state[c],
             self.crcs[c],
             || {
-                let start = c * self.per_chunk;
-                let end = (start + self.per_chunk).min(self.len);
-                let bytes: &[u8] = bytemuck::cast_slice(&self.body()[start * dim..end * dim]);
+                let (start, end, bytes) = self.chunk(c, dim);
                 (
-                    format::crc32(bytes),
+                    format::crc32(&self.map[bytes]),
                     &self.path,
                     format!("vectors {start}..{end}"),
                 )
