@@ -335,7 +335,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
         ".idx",
         ".ids",
         ".vec",
-        ".tok",
+        ".tlog",
         ".meta",
         "del-",
         ".graph",
@@ -348,13 +348,29 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
             "no {kind} file in {names:?}"
         );
     }
-    for name in &names {
+    // A segment with its own token file (checkpointed from a version 2 log).
+    let legacy = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/collection-v2-wal-v2");
+    let legacy_tok = golden_files(&legacy)
+        .into_iter()
+        .filter(|n| n.ends_with(".tok"))
+        .collect::<Vec<_>>();
+    assert!(!legacy_tok.is_empty());
+    let tlog = names.iter().find(|n| n.ends_with(".tlog")).unwrap().clone();
+    let cases = names
+        .iter()
+        .map(|n| (dir.as_path(), n.clone(), 1))
+        .chain(legacy_tok.into_iter().map(|n| (legacy.as_path(), n, 1)))
+        // A .tlog holds the whole log: flip inside each third of it.
+        .chain([2, 3].map(|third| (dir.as_path(), tlog.clone(), third)));
+    for (dir, name, third) in cases {
         let copy = tempdir(&format!("corrupt-{name}"));
-        copy_dir(&dir, &copy);
-        let path = copy.join(name);
+        copy_dir(dir, &copy);
+        let path = copy.join(&name);
         let mut bytes = std::fs::read(&path).unwrap();
-        // Flip a byte in the first third: inside the first records/entries.
-        let at = 16 + (bytes.len() - 32) / 3;
+        // Flip a byte a third of the way in (inside the first records or
+        // entries), or half-way, or five sixths of the way.
+        let (num, den) = [(1, 3), (1, 2), (5, 6)][third - 1];
+        let at = 16 + (bytes.len() - 32) * num / den;
         bytes[at] ^= 0x5a;
         std::fs::write(&path, &bytes).unwrap();
         let outcome = Collection::open(&copy).and_then(|c| c.verify().map(|_| c));
@@ -366,6 +382,7 @@ fn a_flipped_byte_in_any_file_is_reported_by_name() {
             err.contains(name.as_str()),
             "error for {name} does not name it: {err}"
         );
+        let _ = std::fs::remove_dir_all(&copy);
     }
 }
 
@@ -521,6 +538,61 @@ fn a_collection_with_64k_checksum_chunks_opens() {
     assert_eq!(snap.ann(&vector(42, DIM), 1, None).unwrap()[0].0, d42);
 }
 
+/// Tokens of `item(i)` as the collection's f16 stores them, read back.
+fn token_rows(snap: &weft::store::Snapshot, id: &str) -> Vec<f32> {
+    let doc = snap.doc_of(id).unwrap().unwrap();
+    snap.tokens(doc).unwrap().to_f32()
+}
+
+/// The same collection with its write-ahead log at version 2 (before
+/// 2026-12: add records whose token blocks are not aligned in the file). It
+/// opens and answers, with the logged items' tokens; a writer keeps
+/// appending version 2 records to that log (a build from before still
+/// reads it), and the next checkpoint starts a version 3 log.
+#[test]
+fn a_version_2_write_ahead_log_is_read_and_appended_to_as_version_2() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/collection-v2-wal-v2");
+    let version =
+        |p: &Path| u32::from_le_bytes(std::fs::read(p).unwrap()[8..12].try_into().unwrap());
+    assert_eq!(version(&golden.join("wal-2.log")), 2);
+    let c = Collection::open(&golden).unwrap();
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 60);
+    let fresh = tempdir("wal-v3");
+    write_golden_collection(&fresh);
+    let now = Collection::open(&fresh).unwrap().snapshot();
+    // item-60 and the new item-5 are in the log only
+    for id in ["item-60", "item-5", "item-42"] {
+        assert_eq!(token_rows(&snap, id), token_rows(&now, id), "{id}");
+    }
+    drop((snap, c, now));
+    let copy = tempdir("wal-v2");
+    copy_dir(&golden, &copy);
+    let c = Collection::open_writer(&copy).unwrap();
+    c.add(item(70)).unwrap();
+    c.commit().unwrap();
+    assert_eq!(version(&copy.join("wal-2.log")), 2);
+    let want = token_rows(&c.snapshot(), "item-70");
+    drop(c);
+    let c = Collection::open_writer(&copy).unwrap();
+    assert_eq!(token_rows(&c.snapshot(), "item-70"), want);
+    c.checkpoint().unwrap();
+    assert_eq!(version(&copy.join("wal-3.log")), 3);
+    c.add(item(71)).unwrap();
+    c.commit().unwrap();
+    drop(c);
+    let c = Collection::open(&copy).unwrap();
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(snap.len(), 62);
+    assert_eq!(token_rows(&snap, "item-70"), want);
+    assert_eq!(token_rows(&snap, "item-71").len(), 3 * DIM);
+    drop((snap, c));
+    let _ = std::fs::remove_dir_all(&copy);
+    let _ = std::fs::remove_dir_all(&fresh);
+}
+
 /// The same collection as written before HNSW code files existed (its
 /// manifest names none) opens and answers; the next checkpoint writes a
 /// code file for every vector part.
@@ -597,6 +669,74 @@ fn three_wal_batches(tag: &str) -> (PathBuf, PathBuf) {
     let wal = dir.join("wal-0.log");
     assert!(wal.is_file());
     (dir, wal)
+}
+
+/// Committed token blocks stay only in the log: searches read them through
+/// a mapping, and a checkpoint keeps the log as the segment's `.tlog`
+/// (no token byte is written twice). A change to the log after the commit
+/// is caught against the checksums taken at commit: by `verify` before the
+/// checkpoint (naming the log), by the read and `verify` after it (naming
+/// the `.tlog`).
+#[test]
+fn logged_tokens_are_read_from_the_log_and_a_checkpoint_keeps_the_log() {
+    let (dir, wal) = three_wal_batches("walread");
+    let c = Collection::open_writer(&dir).unwrap();
+    let snap = c.snapshot();
+    let want: Vec<Vec<f32>> = (0..18)
+        .map(|i| token_rows(&snap, &format!("item-{i}")))
+        .collect();
+    assert_eq!(want[7].len(), 3 * DIM);
+    // One byte of item-13's token block, in place (what another program
+    // could do): item-14's record starts 34 bytes before its id, and
+    // item-13's 96-byte token block ends right before that record.
+    let bytes = std::fs::read(&wal).unwrap();
+    let at = bytes
+        .windows(7)
+        .position(|w| w == b"item-14")
+        .expect("item-14's record")
+        - 40;
+    let poke = |path: &Path, byte: u8| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(&[byte], at as u64).unwrap();
+    };
+    poke(&wal, bytes[at] ^ 0x40);
+    // A new handle's replay reports it.
+    assert!(Collection::open(&dir).unwrap().info().damaged.is_some());
+    // The open writer (opened before the change) finds it when verifying.
+    let err = c.verify().unwrap_err().to_string();
+    assert!(
+        err.contains("wal-0.log") && err.contains("checksum"),
+        "{err}"
+    );
+    // Its checkpoint links the log as the segment's .tlog (no token file).
+    c.checkpoint().unwrap();
+    let names = golden_files(&dir);
+    assert!(names.contains(&"seg-000000.tlog".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".tok")), "{names:?}");
+    assert_eq!(c.info().wal_items, 0);
+    let tlog = dir.join("seg-000000.tlog");
+    let snap = c.snapshot();
+    let doc13 = snap.doc_of("item-13").unwrap().unwrap();
+    let err = snap.tokens(doc13).unwrap_err().to_string();
+    assert!(
+        err.contains("seg-000000.tlog") && err.contains("checksum"),
+        "{err}"
+    );
+    let err = c.verify().unwrap_err().to_string();
+    assert!(err.contains("seg-000000.tlog"), "{err}");
+    // Put back: every block reads as committed, and the .tlog verifies.
+    poke(&tlog, bytes[at]);
+    c.verify().unwrap();
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&token_rows(&snap, &format!("item-{i}")), w, "item-{i}");
+    }
+    drop((snap, c));
+    let c = Collection::open(&dir).unwrap();
+    c.verify().unwrap();
+    assert_eq!(token_rows(&c.snapshot(), "item-13"), want[13]);
+    drop(c);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -104,6 +104,14 @@ pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes `to` a second name of the file `from` (durable after a
+/// [`sync_dir`]).
+pub fn hard_link(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    record!(rec::Op::Link(from.to_path_buf(), to.to_path_buf()));
+    Ok(())
+}
+
 /// Removes a file.
 pub fn remove_file(path: &Path) -> std::io::Result<()> {
     std::fs::remove_file(path)?;
@@ -131,6 +139,7 @@ pub(crate) mod rec {
         SetLen(PathBuf, u64),
         Sync(PathBuf),
         Rename(PathBuf, PathBuf),
+        Link(PathBuf, PathBuf),
         Remove(PathBuf),
         SyncDir(PathBuf),
         /// A marker the test adds (e.g. "commit 3 returned").
@@ -147,7 +156,7 @@ pub(crate) mod rec {
             | Op::Sync(p)
             | Op::Remove(p)
             | Op::SyncDir(p) => p.starts_with(root),
-            Op::Rename(a, b) => a.starts_with(root) || b.starts_with(root),
+            Op::Rename(a, b) | Op::Link(a, b) => a.starts_with(root) || b.starts_with(root),
             Op::Mark(_) => true,
         }
     }

@@ -112,6 +112,11 @@ fn materialize(ops: &[Op], k: usize, rng: &mut Rng, out: &Path) {
                 names.insert(name(b), id);
                 pending.push(DirOp::Rename(name(a), name(b)));
             }
+            Op::Link(a, b) => {
+                let id = names[&name(a)];
+                names.insert(name(b), id);
+                pending.push(DirOp::Link(name(b), id));
+            }
             Op::Remove(p) => {
                 names.remove(&name(p));
                 pending.push(DirOp::Remove(name(p)));
@@ -293,8 +298,14 @@ fn no_committed_item_is_lost_and_no_uncommitted_one_appears_at_1000_crash_points
         .iter()
         .filter(|o| matches!(o, Op::Write(p, ..) if name(p).starts_with("wal-")))
         .count();
+    // Checkpoints keep their log as the segment's token file (a hard link).
+    let links = ops
+        .iter()
+        .filter(|o| matches!(o, Op::Link(_, b) if name(b).ends_with(".tlog")))
+        .count();
+    assert!(links > 2, "{links} logs linked as segment token files");
     eprintln!(
-        "crash sim: {} operations ({writes} writes, {wal_writes} to the WAL)",
+        "crash sim: {} operations ({writes} writes, {wal_writes} to the WAL, {links} links)",
         ops.len()
     );
 

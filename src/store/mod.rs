@@ -7,8 +7,8 @@
 //! |---|---|
 //! | `collection.cfg` | immutable settings: bundle name + hash, dim, token dtype, HNSW params (framed JSON) |
 //! | `MANIFEST` | the current state: generation, segments, tombstones file, HNSW dump + checksums, WAL name (framed JSON, replaced atomically) |
-//! | `wal-G.log` | committed changes since checkpoint G (`wal.rs`) |
-//! | `seg-N.*` | immutable, memory-mapped segments (`segment.rs`) |
+//! | `wal-G.log` | committed changes since checkpoint G (`wal.rs`); committed token blocks are read from it in place |
+//! | `seg-N.*` | immutable, memory-mapped segments (`segment.rs`); `seg-N.tlog` is the log a checkpoint kept as the segment's token file |
 //! | `del-G.bin` | tombstoned doc ids at checkpoint G |
 //! | `pay-G.bin` | payloads updated in place (`update_payload`, `weft tag`) since the last compaction, at checkpoint G: `(doc u64, payload)*`; written only once a payload was updated, folded into the segment by compaction |
 //! | `hnsw-G.graph` | the HNSW graph at checkpoint G (ids, levels, neighbour lists; read whole at open) |
@@ -56,13 +56,50 @@ pub struct ItemMeta {
 
 /// An item as stored: embedding and the token block already in the collection dtype.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredItem {
+pub(crate) struct StoredItem {
     /// Meta.
     pub meta: ItemMeta,
     /// Global embedding.
     pub embedding: Vec<f32>,
-    /// Token block (`tokens.rs` layout), as 4-byte words for alignment.
-    pub tok_block: Vec<u32>,
+    /// Token block (`tokens.rs` layout).
+    pub tok_block: TokBlock,
+}
+
+/// Where an item's token block (`tokens.rs` layout) is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum TokBlock {
+    /// In memory, as 4-byte words for alignment: staged, read back from a
+    /// segment, or replayed from a log record that predates aligned blocks.
+    Owned(Vec<u32>),
+    /// Committed, and only in the write-ahead log: a writer keeps no copy
+    /// of what it logged, the snapshot reads it through its mapping of the
+    /// log, a checkpoint copies it into a segment.
+    Logged(wal::Logged),
+}
+
+impl TokBlock {
+    /// Bytes of the block.
+    pub fn len(&self) -> usize {
+        match self {
+            TokBlock::Owned(w) => 4 * w.len(),
+            TokBlock::Logged(l) => l.tok_len as usize,
+        }
+    }
+
+    /// The block, when it is in memory.
+    pub fn owned(&self) -> Option<&[u8]> {
+        match self {
+            TokBlock::Owned(w) => Some(bytemuck::cast_slice(w)),
+            TokBlock::Logged(_) => None,
+        }
+    }
+
+    /// `bytes` as a block in memory.
+    pub fn from_bytes(bytes: &[u8]) -> TokBlock {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        TokBlock::Owned(words)
+    }
 }
 
 /// An item to add.

@@ -10,6 +10,12 @@
 //! | `.tok` | `STOK` | token blocks in the collection dtype (`tokens.rs`) | per item, at first read |
 //! | `.meta`| `SMET` | per item: id, source, payload JSON | per item, at read |
 //!
+//! A checkpoint of items whose token blocks are all in the write-ahead log
+//! (aligned, version 3) writes no `.tok` file: the log itself becomes the
+//! segment's `.tlog` (a hard link; no writer appends to it again), and the
+//! `.idx` offsets point at the blocks inside it. So ingest writes each token
+//! block once. The manifest says which segments are so (`tok_log`).
+//!
 //! Opening maps the files and checks the two small ones; it does not read the
 //! vectors or tokens.
 
@@ -20,7 +26,7 @@ use crate::sys::Mapped;
 use bytemuck::{Pod, Zeroable};
 
 use super::tokens::TokenDtype;
-use super::{ItemMeta, StoredItem};
+use super::ItemMeta;
 use crate::bundle::Modality;
 use crate::error::{Error, Result};
 use crate::format::{self, corrupt, Dec, Enc};
@@ -31,7 +37,7 @@ use crate::score::TokensRef;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
 pub struct IdxEntry {
-    /// Offset of the token block in the `.tok` body.
+    /// Offset of the token block in the `.tok` body (in a `.tlog`: in the file).
     pub tok_offset: u64,
     /// Offset of the meta record in the `.meta` body.
     pub meta_offset: u64,
@@ -111,6 +117,21 @@ const EXTS: [(&str, &[u8; 4]); 5] = [
     ("meta", b"SMET"),
 ];
 
+/// Where token blocks are when they stay in the log (see the module docs).
+const TOK_LOG: usize = 3;
+const TOK_LOG_EXT: &str = "tlog";
+
+/// The segment's file extensions and kinds, in `EXTS` order.
+fn exts(tok_log: bool) -> impl Iterator<Item = (&'static str, &'static [u8; 4])> {
+    EXTS.iter().enumerate().map(move |(i, (ext, kind))| {
+        if tok_log && i == TOK_LOG {
+            (TOK_LOG_EXT, *kind)
+        } else {
+            (*ext, *kind)
+        }
+    })
+}
+
 /// Whether an open reads and verifies a segment file of this extension whole
 /// (the small index files) rather than lazily, item by item.
 fn verified_whole(ext: &str) -> bool {
@@ -118,8 +139,8 @@ fn verified_whole(ext: &str) -> bool {
 }
 
 /// What an open of segment `name` reads, for [`format::prefetch`].
-pub fn open_reads(name: &str) -> Vec<(String, format::Prefetch)> {
-    EXTS.iter()
+pub fn open_reads(name: &str, tok_log: bool) -> Vec<(String, format::Prefetch)> {
+    exts(tok_log)
         .map(|(ext, _)| {
             let what = if verified_whole(ext) {
                 format::Prefetch::Whole
@@ -132,19 +153,10 @@ pub fn open_reads(name: &str) -> Vec<(String, format::Prefetch)> {
 }
 
 /// Every file name of segment `name`.
-pub fn file_names(name: &str) -> Vec<String> {
-    EXTS.iter()
+pub fn file_names(name: &str, tok_log: bool) -> Vec<String> {
+    exts(tok_log)
         .map(|(ext, _)| format!("{name}.{ext}"))
         .collect()
-}
-
-/// Writes the items (doc ids `first_doc..`) as segment `name` in `dir`.
-pub fn write(dir: &Path, name: &str, items: &[&StoredItem], dim: usize) -> Result<()> {
-    let mut w = SegmentWriter::create(dir, name, dim)?;
-    for item in items {
-        w.push(item)?;
-    }
-    w.finish().map(drop)
 }
 
 /// Writes a segment item by item: the vector, token and meta bodies stream
@@ -160,13 +172,33 @@ pub struct SegmentWriter {
     dim: usize,
     idx: Vec<IdxEntry>,
     vec: format::FramedWriter,
-    tok: format::FramedWriter,
+    /// Where the token blocks go: a `.tok` file, or (`Err`) the log at
+    /// this path, which becomes the `.tlog`.
+    tok: std::result::Result<format::FramedWriter, PathBuf>,
     meta: format::FramedWriter,
 }
 
 impl SegmentWriter {
     /// Starts segment `name` of `dir` for `dim`-d embeddings.
     pub fn create(dir: &Path, name: &str, dim: usize) -> Result<Self> {
+        let tok = format::FramedWriter::create(&dir.join(format!("{name}.tok")), b"STOK")?;
+        Self::start(dir, name, dim, Ok(tok))
+    }
+
+    /// Starts segment `name` whose token blocks stay in the write-ahead log
+    /// at `log` (its committed part never changes again): items go in with
+    /// [`SegmentWriter::push_logged`], and `finish` links the log as the
+    /// segment's `.tlog`.
+    pub fn over_log(dir: &Path, name: &str, dim: usize, log: &Path) -> Result<Self> {
+        Self::start(dir, name, dim, Err(log.to_path_buf()))
+    }
+
+    fn start(
+        dir: &Path,
+        name: &str,
+        dim: usize,
+        tok: std::result::Result<format::FramedWriter, PathBuf>,
+    ) -> Result<Self> {
         let body = |ext: &str, kind: &[u8; 4]| {
             format::FramedWriter::create(&dir.join(format!("{name}.{ext}")), kind)
         };
@@ -176,41 +208,80 @@ impl SegmentWriter {
             dim,
             idx: Vec::new(),
             vec: body("vec", b"SVEC")?,
-            tok: body("tok", b"STOK")?,
+            tok,
             meta: body("meta", b"SMET")?,
         })
     }
 
-    /// Appends one item (the next doc id of the segment).
-    pub fn push(&mut self, item: &StoredItem) -> Result<()> {
-        if item.embedding.len() != self.dim {
+    /// Appends one item (the next doc id of the segment): its meta, its
+    /// global embedding and its token block.
+    pub fn push(&mut self, meta: &ItemMeta, embedding: &[f32], tok_bytes: &[u8]) -> Result<()> {
+        let Ok(tok) = &mut self.tok else {
+            return Err(corrupt(
+                &self.dir,
+                format!("segment {} keeps its tokens in the log", self.name),
+            ));
+        };
+        let at = tok.body_len();
+        tok.write(tok_bytes)?;
+        let (len, crc) = (tok_bytes.len() as u32, format::crc32(tok_bytes));
+        self.entry(meta, embedding, at, len, crc)
+    }
+
+    /// Appends one item whose token block is `tok_len` bytes at `tok_offset`
+    /// of the log (`over_log`), with crc32 `tok_crc`.
+    pub fn push_logged(
+        &mut self,
+        meta: &ItemMeta,
+        embedding: &[f32],
+        tok_offset: u64,
+        tok_len: u32,
+        tok_crc: u32,
+    ) -> Result<()> {
+        if self.tok.is_ok() {
+            return Err(corrupt(
+                &self.dir,
+                format!("segment {} has a token file", self.name),
+            ));
+        }
+        self.entry(meta, embedding, tok_offset, tok_len, tok_crc)
+    }
+
+    fn entry(
+        &mut self,
+        meta: &ItemMeta,
+        embedding: &[f32],
+        tok_offset: u64,
+        tok_len: u32,
+        tok_crc: u32,
+    ) -> Result<()> {
+        if embedding.len() != self.dim {
             return Err(Error::WrongDimension {
-                what: format!("item `{}` written to segment {}", item.meta.id, self.name),
+                what: format!("item `{}` written to segment {}", meta.id, self.name),
                 expected: self.dim,
-                received: item.embedding.len(),
+                received: embedding.len(),
             });
         }
-        let vec_bytes: &[u8] = bytemuck::cast_slice(&item.embedding);
-        let tok_bytes: &[u8] = bytemuck::cast_slice(&item.tok_block);
-        let meta = encode_meta(&item.meta.id, &item.meta.source, &item.meta.payload);
-        let [gr, gc] = item.meta.grid.unwrap_or([0, 0]);
+        let item_meta = meta;
+        let vec_bytes: &[u8] = bytemuck::cast_slice(embedding);
+        let meta = encode_meta(&item_meta.id, &item_meta.source, &item_meta.payload);
+        let [gr, gc] = item_meta.grid.unwrap_or([0, 0]);
         let entry = IdxEntry {
-            tok_offset: self.tok.body_len(),
+            tok_offset,
             meta_offset: self.meta.body_len(),
-            id_hash: id_hash(&item.meta.id),
-            tok_len: tok_bytes.len() as u32,
-            n_tokens: item.meta.n_tokens as u32,
+            id_hash: id_hash(&item_meta.id),
+            tok_len,
+            n_tokens: item_meta.n_tokens as u32,
             meta_len: meta.len() as u32,
             vec_crc: format::crc32(vec_bytes),
-            tok_crc: format::crc32(tok_bytes),
+            tok_crc,
             meta_crc: format::crc32(&meta),
             grid_rows: gr as u16,
             grid_cols: gc as u16,
-            modality: modality_code(item.meta.modality),
+            modality: modality_code(item_meta.modality),
             pad: [0; 3],
         };
         self.vec.write(vec_bytes)?;
-        self.tok.write(tok_bytes)?;
         self.meta.write(&meta)?;
         self.idx.push(entry);
         Ok(())
@@ -229,7 +300,13 @@ impl SegmentWriter {
             ..
         } = self;
         vec.finish()?;
-        tok.finish()?;
+        match tok {
+            Ok(tok) => tok.finish()?,
+            Err(log) => {
+                let to = dir.join(format!("{name}.{TOK_LOG_EXT}"));
+                format::io::hard_link(&log, &to).map_err(|e| Error::io(&to, e))?;
+            }
+        }
         meta.finish()?;
         let mut ids: Vec<[u64; 2]> = idx
             .iter()
@@ -262,12 +339,15 @@ pub struct Segment {
     dim: usize,
     dtype: TokenDtype,
     maps: Vec<Mapped>,
+    /// The token blocks are in a `.tlog` (see the module docs).
+    tok_log: bool,
     /// One bit per item: its token block passed the crc check.
     tok_ok: Vec<AtomicU64>,
 }
 
 impl Segment {
-    /// Maps segment `name` of `dir` holding docs `first_doc..first_doc+len`.
+    /// Maps segment `name` of `dir` holding docs `first_doc..first_doc+len`
+    /// (`tok_log`: its token blocks are in a `.tlog`).
     pub fn open(
         dir: &Path,
         name: &str,
@@ -275,12 +355,18 @@ impl Segment {
         len: usize,
         dim: usize,
         dtype: TokenDtype,
+        tok_log: bool,
     ) -> Result<Self> {
         let mut maps = Vec::with_capacity(EXTS.len());
-        for (ext, kind) in EXTS {
+        for (ext, kind) in exts(tok_log) {
             let path = dir.join(format!("{name}.{ext}"));
             let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
             let map = crate::sys::map_readonly(&file, &path).map_err(|e| Error::io(&path, e))?;
+            if ext == TOK_LOG_EXT {
+                super::wal::check_token_log(&map, &path)?;
+                maps.push(map);
+                continue;
+            }
             let body = format::open_framed(&map, kind, &path, verified_whole(ext))?;
             let expected = match ext {
                 "idx" => Some(len * std::mem::size_of::<IdxEntry>()),
@@ -309,6 +395,7 @@ impl Segment {
             dim,
             dtype,
             maps,
+            tok_log,
             tok_ok: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         };
         // Every block the index points to lies inside its file.
@@ -333,6 +420,9 @@ impl Segment {
 
     fn body(&self, which: usize) -> &[u8] {
         let m = &self.maps[which];
+        if self.tok_log && which == TOK_LOG {
+            return m;
+        }
         &m[format::HEADER_LEN..m.len() - format::FOOTER_LEN]
     }
 
@@ -346,6 +436,11 @@ impl Segment {
     }
 
     fn path(&self, ext: &str) -> PathBuf {
+        let ext = if ext == "tok" && self.tok_log {
+            TOK_LOG_EXT
+        } else {
+            ext
+        };
         self.dir.join(format!("{}.{ext}", self.name))
     }
 
@@ -447,7 +542,11 @@ impl Segment {
     /// Reads every vector and token block and checks them (a deep verify).
     pub fn verify_all(&self) -> Result<()> {
         for (i, (path, kind)) in EXTS.iter().map(|(e, k)| (self.path(e), *k)).enumerate() {
-            format::open_framed(&self.maps[i], kind, &path, true)?;
+            if self.tok_log && i == TOK_LOG {
+                super::wal::verify_token_log(&self.maps[i], &path, self.dim)?;
+            } else {
+                format::open_framed(&self.maps[i], kind, &path, true)?;
+            }
         }
         for i in 0..self.len {
             self.embedding(i)?;

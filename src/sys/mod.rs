@@ -179,12 +179,31 @@ pub(crate) fn map_readonly(
     // weft's contract; `handle_sigbus` turns the reads that would fault
     // into zeros and `Mapped::truncated` reports them.
     let map = unsafe { memmap2::Mmap::map(file) }?;
+    Ok(registered(map, path))
+}
+
+/// Maps the first `len` bytes of a file read-only: a file that only grows
+/// while mapped (a write-ahead log, whose committed bytes never change; a
+/// writer appends after them and cuts only what it appended after them).
+pub(crate) fn map_prefix(
+    file: &std::fs::File,
+    path: &std::path::Path,
+    len: usize,
+) -> std::io::Result<Mapped> {
+    // SAFETY: read-only, and the first `len` bytes of the file never
+    // change while mapped (see above); a truncation by another program is
+    // handled as in `map_readonly`.
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(file) }?;
+    Ok(registered(map, path))
+}
+
+fn registered(map: memmap2::Mmap, path: &std::path::Path) -> Mapped {
     let slot = register(map.as_ptr() as usize, map.len());
-    Ok(Mapped {
+    Mapped {
         map,
         path: path.to_path_buf(),
         slot,
-    })
+    }
 }
 
 /// Mappings the SIGBUS handler may repair: a fixed table of atomics, so

@@ -11,6 +11,7 @@ impl Collection {
     }
 
     pub(super) fn checkpoint_locked(&self, w: &mut WriterState) -> Result<()> {
+        w.usable()?;
         let snap = self.snapshot();
         snap.check_file_sizes()?;
         let mut manifest = w.manifest.clone();
@@ -20,14 +21,54 @@ impl Collection {
         if !snap.mem.is_empty() {
             let name = format!("seg-{:06}", manifest.next_segment);
             manifest.next_segment += 1;
-            let items: Vec<&StoredItem> = snap.mem.iter().map(|a| a.as_ref()).collect();
-            segment::write(&self.dir, &name, &items, self.config.dim)?;
+            let wal_path = w.wal.path().to_path_buf();
+            let logged: Option<Vec<&wal::Logged>> = snap
+                .mem
+                .iter()
+                .map(|item| match &item.tok_block {
+                    TokBlock::Logged(l) => Some(l),
+                    TokBlock::Owned(_) => None,
+                })
+                .collect();
+            let tok_log = w.wal.aligned() && logged.is_some();
+            if let (true, Some(logged)) = (tok_log, logged) {
+                // Every token block is in the log: the log becomes the
+                // segment's `.tlog`, and no token byte is written again.
+                let mut out =
+                    SegmentWriter::over_log(&self.dir, &name, self.config.dim, &wal_path)?;
+                for (item, l) in snap.mem.iter().zip(logged) {
+                    out.push_logged(
+                        &item.meta,
+                        &item.embedding,
+                        l.tok_offset(),
+                        l.tok_len,
+                        l.tok_crc,
+                    )?;
+                }
+                out.finish()?;
+            } else {
+                // Logged token blocks are read back from the log one at a
+                // time (a positional read, its record checked): not through
+                // the snapshot's mapping, whose pages would stay resident.
+                let log = std::fs::File::open(&wal_path).map_err(|e| Error::io(&wal_path, e))?;
+                let mut buf = Vec::new();
+                let mut out = SegmentWriter::create(&self.dir, &name, self.config.dim)?;
+                for item in &snap.mem {
+                    let tokens = match &item.tok_block {
+                        TokBlock::Owned(words) => bytemuck::cast_slice(words),
+                        TokBlock::Logged(logged) => logged.read(&log, &wal_path, &mut buf)?,
+                    };
+                    out.push(&item.meta, &item.embedding, tokens)?;
+                }
+                out.finish()?;
+            }
             manifest.segments.push(SegmentRef {
                 name: name.clone(),
                 first_doc: snap.mem_first,
                 len: snap.mem.len(),
+                tok_log,
             });
-            new_segment = Some((name, snap.mem_first, snap.mem.len()));
+            new_segment = Some((name, snap.mem_first, snap.mem.len(), tok_log));
         }
         manifest.deletes = write_deletes(&self.dir, gen, &snap.deleted)?;
         manifest.payloads = write_payloads(&self.dir, gen, &snap)?;
@@ -38,7 +79,7 @@ impl Collection {
         write_manifest(&self.dir, &manifest)?;
         // The new state is durable; publish it and drop what it no longer needs.
         let mut fresh = (*snap).clone();
-        if let Some((name, first, len)) = new_segment {
+        if let Some((name, first, len, tok_log)) = new_segment {
             let seg = Segment::open(
                 &self.dir,
                 &name,
@@ -46,10 +87,12 @@ impl Collection {
                 len,
                 self.config.dim,
                 self.config.token_dtype,
+                tok_log,
             )?;
             fresh.segments.push(Arc::new(seg));
         }
         fresh.mem.clear();
+        fresh.wal = None;
         fresh.mem_bytes = 0;
         fresh.mem_ids.clear();
         fresh.mem_first = snap.next_doc;
@@ -66,6 +109,7 @@ impl Collection {
     pub fn compact(&self) -> Result<()> {
         self.commit()?;
         let mut w = self.writer()?;
+        w.usable()?;
         let snap = self.snapshot();
         let live: Vec<DocId> = snap.live_docs().collect();
         let index = HnswIndex::new(self.config.hnsw, live.len())?;
@@ -91,7 +135,11 @@ impl Collection {
             };
             for (new_doc, doc) in live.iter().enumerate() {
                 let item = snap.stored(*doc)?;
-                out.push(&item)?;
+                // stored() reads a logged block into memory
+                let tokens = item.tok_block.owned().ok_or_else(|| {
+                    corrupt(&self.dir, format!("item `{}` was not read", item.meta.id))
+                })?;
+                out.push(&item.meta, &item.embedding, tokens)?;
                 batch.push((item.embedding, new_doc as DocId));
                 if batch.len() == BATCH {
                     insert(&mut batch)?;
@@ -103,6 +151,7 @@ impl Collection {
                 name: name.clone(),
                 first_doc: 0,
                 len,
+                tok_log: false,
             });
             segments.push(Arc::new(Segment::open(
                 &self.dir,
@@ -111,6 +160,7 @@ impl Collection {
                 len,
                 self.config.dim,
                 self.config.token_dtype,
+                false,
             )?));
         }
         // Never publish a segment built from zeros read off a cut file.
@@ -130,6 +180,7 @@ impl Collection {
             segments,
             mem: Vec::new(),
             mem_bytes: 0,
+            wal: None,
             mem_first: live.len() as u64,
             mem_ids: HashMap::new(),
             next_doc: live.len() as u64,

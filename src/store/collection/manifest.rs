@@ -9,6 +9,9 @@ pub(super) struct SegmentRef {
     pub(super) name: String,
     pub(super) first_doc: DocId,
     pub(super) len: usize,
+    /// Its token blocks are in a `.tlog`, the log they were committed to.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) tok_log: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,7 +37,7 @@ impl Manifest {
             .map(String::from)
             .collect();
         for s in &self.segments {
-            f.extend(segment::file_names(&s.name));
+            f.extend(segment::file_names(&s.name, s.tok_log));
         }
         f.extend(self.deletes.clone());
         f.extend(self.payloads.clone());
@@ -134,7 +137,7 @@ pub(super) fn prefetch(dir: &Path, manifest: &Manifest) {
     let mut files: Vec<(String, Prefetch)> = manifest
         .segments
         .iter()
-        .flat_map(|s| segment::open_reads(&s.name))
+        .flat_map(|s| segment::open_reads(&s.name, s.tok_log))
         .collect();
     files.extend(
         manifest
@@ -182,6 +185,7 @@ pub(super) fn load_snapshot(
                     s.len,
                     config.dim,
                     config.token_dtype,
+                    s.tok_log,
                 )
                 .map(Arc::new)
             })
@@ -232,6 +236,7 @@ pub(super) fn load_snapshot(
         segments,
         mem: Vec::new(),
         mem_bytes: 0,
+        wal: None,
         mem_first,
         mem_ids: HashMap::new(),
         next_doc: mem_first,

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::segment::{self, Segment, SegmentWriter};
 use super::tokens::TokenDtype;
 use super::wal::{self, Op, WalWriter};
-use super::{ItemMeta, NewItem, StoredItem};
+use super::{ItemMeta, NewItem, StoredItem, TokBlock};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::format::{self, corrupt};
@@ -145,6 +145,9 @@ impl Collection {
             });
         }
         let mut snapshot = snapshot;
+        if replayed.valid_len > format::HEADER_LEN as u64 {
+            snapshot.wal = Some(Arc::new(wal::map(&wal_path, replayed.valid_len)?));
+        }
         for (ops, next) in &replayed.batches {
             snapshot.apply(ops, *next)?;
         }
@@ -157,6 +160,7 @@ impl Collection {
                     wal,
                     manifest,
                     staged: WriteBatch::new(Arc::clone(&config)),
+                    failed: None,
                 }))
             }
             None => None,
@@ -282,6 +286,7 @@ impl Collection {
             .segments
             .iter()
             .try_for_each(|s| s.verify_all())
+            .and_then(|()| snap.verify_logged())
             .and_then(|()| snap.index.verify());
         // A file cut under its mapping explains whatever else failed.
         snap.check_file_sizes()?;

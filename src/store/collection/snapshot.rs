@@ -10,8 +10,12 @@ pub struct Snapshot {
     pub(super) generation: u64,
     pub(super) segments: Vec<Arc<Segment>>,
     pub(super) mem: Vec<Arc<StoredItem>>,
-    /// Bytes held by `mem` (embeddings, token blocks, meta).
+    /// Bytes of `mem`'s items (embeddings, token blocks, meta): what the
+    /// log holds since the last checkpoint.
     pub(super) mem_bytes: u64,
+    /// The committed part of the write-ahead log, mapped: where `mem`'s
+    /// logged token blocks are read (`None` while none is logged).
+    pub(super) wal: Option<Arc<crate::sys::Mapped>>,
     pub(super) mem_first: DocId,
     pub(super) mem_ids: HashMap<String, DocId>,
     pub(super) next_doc: DocId,
@@ -128,11 +132,7 @@ impl Snapshot {
             Loc::Mem(i) => self
                 .config
                 .token_dtype
-                .view(
-                    bytemuck::cast_slice(&i.tok_block),
-                    i.meta.n_tokens,
-                    self.config.dim,
-                )
+                .view(self.mem_block(i)?, i.meta.n_tokens, self.config.dim)
                 .ok_or_else(|| {
                     corrupt(
                         &self.dir,
@@ -141,6 +141,35 @@ impl Snapshot {
                 }),
             Loc::Seg(s, l) => s.tokens(l),
         }
+    }
+
+    /// The token block of an item of `mem`, wherever it is.
+    fn mem_block<'a>(&'a self, item: &'a StoredItem) -> Result<&'a [u8]> {
+        match &item.tok_block {
+            TokBlock::Owned(words) => Ok(bytemuck::cast_slice(words)),
+            TokBlock::Logged(logged) => {
+                let Some(wal) = &self.wal else {
+                    return Err(corrupt(
+                        &self.dir,
+                        format!(
+                            "the tokens of item `{}` are in a write-ahead log that is not mapped",
+                            item.meta.id
+                        ),
+                    ));
+                };
+                self.explained(logged.bytes(wal, wal.path()))
+            }
+        }
+    }
+
+    /// Checks the record of every logged token block again (a deep verify).
+    pub(super) fn verify_logged(&self) -> Result<()> {
+        for item in &self.mem {
+            if let (TokBlock::Logged(logged), Some(wal)) = (&item.tok_block, &self.wal) {
+                logged.verify(wal, wal.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Id, source, payload and shape of `doc`.
@@ -199,7 +228,12 @@ impl Snapshot {
             .segments
             .iter()
             .find_map(|s| s.truncated(stat))
-            .or_else(|| self.index.truncated(stat));
+            .or_else(|| self.index.truncated(stat))
+            .or_else(|| {
+                (self.wal.as_ref())
+                    .filter(|m| m.truncated(stat))
+                    .map(|m| m.path().to_path_buf())
+            });
         match cut {
             Some(path) => Err(Error::Corrupted {
                 path,
@@ -270,7 +304,14 @@ impl Snapshot {
 
     pub(super) fn stored_as_written(&self, doc: DocId) -> Result<StoredItem> {
         match self.locate(doc)? {
-            Loc::Mem(i) => Ok((**i).clone()),
+            Loc::Mem(i) => Ok(StoredItem {
+                meta: i.meta.clone(),
+                embedding: i.embedding.clone(),
+                tok_block: match &i.tok_block {
+                    TokBlock::Owned(words) => TokBlock::Owned(words.clone()),
+                    TokBlock::Logged(_) => TokBlock::from_bytes(self.mem_block(i)?),
+                },
+            }),
             Loc::Seg(s, l) => {
                 let block = s.tokens(l)?;
                 let bytes: Vec<u8> = match block {
@@ -282,19 +323,26 @@ impl Snapshot {
                         b
                     }
                 };
-                let mut words = vec![0u32; bytes.len().div_ceil(4)];
-                bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()]
-                    .copy_from_slice(&bytes);
                 Ok(StoredItem {
                     meta: s.meta(l)?,
                     embedding: s.embedding(l)?.to_vec(),
-                    tok_block: words,
+                    tok_block: TokBlock::from_bytes(&bytes),
                 })
             }
         }
     }
 
+    /// Applies a committed batch: its items go into the index too.
     pub(super) fn apply(&mut self, ops: &[Op], next_doc: DocId) -> Result<()> {
+        self.apply_inner(ops, next_doc, true)
+    }
+
+    /// [`Snapshot::apply`] for a batch whose items the index already holds.
+    pub(super) fn apply_linked(&mut self, ops: &[Op], next_doc: DocId) -> Result<()> {
+        self.apply_inner(ops, next_doc, false)
+    }
+
+    fn apply_inner(&mut self, ops: &[Op], next_doc: DocId, link: bool) -> Result<()> {
         let mut deleted: Option<HashSet<DocId>> = None;
         let mut payloads: Option<HashMap<DocId, Arc<str>>> = None;
         let mut rows: Vec<(&[f32], DocId)> = Vec::new();
@@ -309,7 +357,8 @@ impl Snapshot {
                     }
                     self.mem_ids.insert(item.meta.id.clone(), *doc);
                     rows.push((&item.embedding, *doc));
-                    self.mem_bytes += (4 * (item.embedding.len() + item.tok_block.len())
+                    self.mem_bytes += (4 * item.embedding.len()
+                        + item.tok_block.len()
                         + item.meta.id.len()
                         + item.meta.source.len()
                         + item.meta.payload.len()) as u64;
@@ -335,7 +384,9 @@ impl Snapshot {
             }
         }
         // One batch, linked on every core.
-        self.index.insert_many(&rows)?;
+        if link {
+            self.index.insert_many(&rows)?;
+        }
         if let Some(d) = deleted {
             self.deleted = Arc::new(d);
         }

@@ -64,9 +64,7 @@ pub(super) fn prepare(config: &CollectionConfig, item: NewItem) -> Result<Stored
         });
     }
     embedding.iter_mut().for_each(|x| *x /= norm);
-    let block = config.token_dtype.encode(&tokens, dim);
-    let mut tok_block = vec![0u32; block.len() / 4];
-    bytemuck::cast_slice_mut::<u32, u8>(&mut tok_block).copy_from_slice(&block);
+    let tok_block = TokBlock::from_bytes(&config.token_dtype.encode(&tokens, dim));
     Ok(StoredItem {
         meta: ItemMeta {
             id: item.id,
@@ -96,6 +94,26 @@ pub(super) struct WriterState {
     /// What `add`/`delete`/... stage on the collection itself (a caller
     /// that wants its own uses [`Collection::batch`]).
     pub(super) staged: WriteBatch,
+    /// Set when a commit failed after the index took its items: the index
+    /// then holds docs that the log may not, so this handle writes no more
+    /// (a reopen rebuilds both from disk).
+    pub(super) failed: Option<String>,
+}
+
+impl WriterState {
+    /// Fails once a commit failed part-way (see `failed`).
+    pub(super) fn usable(&self) -> Result<()> {
+        match &self.failed {
+            None => Ok(()),
+            Some(why) => Err(Error::Io {
+                path: self.wal.path().to_path_buf(),
+                source: std::io::Error::other(format!(
+                    "an earlier commit failed part-way ({why}); this handle writes no more: \
+                     reopen the collection (its log holds every commit that returned)"
+                )),
+            }),
+        }
+    }
 }
 
 /// Changes one caller staged, invisible to every other batch and to
@@ -325,6 +343,7 @@ impl Collection {
         w: &mut WriterState,
         batch: WriteBatch,
     ) -> Result<CommitStats> {
+        w.usable()?;
         let staged = batch.staged;
         if staged.is_empty() {
             return Ok(CommitStats::default());
@@ -378,9 +397,61 @@ impl Collection {
         // Ids resolved above off a file cut under its mapping (zeros) must
         // not become log records.
         snap.check_file_sizes()?;
-        w.wal.commit(&ops, next)?;
+        // The index links the new items while the log is written and
+        // fsynced (CPU work beside a wait for the disk). Readers do not see
+        // them until the snapshot below is published; if the commit fails,
+        // the index holds docs the log does not, and this handle stops.
+        let rows: Vec<(&[f32], DocId)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Add(doc, item) => Some((&item.embedding[..], *doc)),
+                _ => None,
+            })
+            .collect();
+        let (logged, linked) = std::thread::scope(|scope| {
+            let index = &snap.index;
+            let link = std::thread::Builder::new()
+                .name("weft-link".into())
+                .spawn_scoped(scope, || index.insert_many(&rows))
+                .ok();
+            let logged = w.wal.commit(&ops, next);
+            let linked = match link {
+                Some(h) => h
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread (the system refused one): link after.
+                None => logged.as_ref().map_or(Ok(()), |_| index.insert_many(&rows)),
+            };
+            (logged, linked)
+        });
+        drop(rows);
+        let logged = match (logged, linked) {
+            (Ok(logged), Ok(())) => logged,
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                w.failed = Some(e.to_string());
+                return Err(e);
+            }
+        };
         let mut fresh = (*snap).clone();
-        fresh.apply(&ops, next)?;
+        // The staged token blocks go once they are in the log: the snapshot
+        // reads them there. If the log cannot be mapped, they stay in
+        // memory (the commit is durable: it must be published).
+        let mapped = match ops.iter().any(|op| matches!(op, Op::Add(..))) {
+            true => w.wal.map().ok().map(Arc::new),
+            false => None,
+        };
+        let ops = match mapped {
+            Some(map) => {
+                fresh.wal = Some(map);
+                drop(ops);
+                logged
+            }
+            None => ops,
+        };
+        if let Err(e) = fresh.apply_linked(&ops, next) {
+            w.failed = Some(e.to_string());
+            return Err(e);
+        }
         let threshold = self.config.checkpoint_items.max(fresh.len() / 10).max(1);
         let due = fresh.mem.len() >= threshold || fresh.mem_bytes >= self.config.checkpoint_bytes;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
