@@ -475,12 +475,12 @@ def sec_storage(r: Run) -> list[str]:
 # What limits a figure that misses its goal, as measured outside this run (profiles need perf and
 # long runs); each says when and how. A figure that meets its goal shows no line.
 LIMITS = {
-    "ingest": "perf of an 8,000-item ingest (2026-12-02): HNSW linking ~38% of the time, the kernel's page-cache "
-              "copies of the write-ahead log and the segment writes ~25% (durability writes each item twice: once "
-              "to the log before it is acknowledged, once into a segment at a checkpoint), item preparation ~10%",
-    "rss": "the writer keeps up to checkpoint_bytes (256 MiB) of committed items in memory until a checkpoint "
-           "writes them into a segment; measured with 64 MiB (2026-12-02): 452 MB, but 4x the segments and open "
-           "time 14 -> 26 ms, since segments are not merged yet",
+    "ingest": "each token block is written once since 7da67b1 (the log becomes the segment's .tlog) and the index "
+              "links a batch while the log is written and fsynced; what remains per 2,000 items (2026-12-02): "
+              "HNSW linking ~180 ms on 2 threads, the log's write + fsync ~70 ms beside it, item preparation; "
+              "two runs by hand: 18.0 and 19.1 s",
+    "rss": "what the writer holds (2026-12-02, after 7da67b1, 374 MB): the index's f32 vectors and i8 codes "
+           "(~190 MB at 100k x 384), one staged batch of 2,000 items (~75 MB of f16 tokens), the process",
     "scale": "2 of 5 tries above 0.5 s. The open itself takes 250-350 ms cold (~158 ms warm: reading and checking the "
              "145 MB graph and the 55 segments' index files; the disk reads 1.43 GB/s), then the first query's walk "
              "waits hop by hop for the 16 KiB chunks of the nodes it reaches (~200 ms)",
