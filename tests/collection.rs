@@ -739,6 +739,21 @@ fn logged_tokens_are_read_from_the_log_and_a_checkpoint_keeps_the_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A checkpoint that failed after linking its log leaves `seg-N.tlog`
+/// behind, which no manifest names: the retry replaces it.
+#[test]
+fn a_checkpoint_replaces_a_stale_token_log_link() {
+    let (dir, _wal) = three_wal_batches("stalelink");
+    let c = Collection::open_writer(&dir).unwrap();
+    std::fs::write(dir.join("seg-000000.tlog"), b"left by a failed checkpoint").unwrap();
+    c.checkpoint().unwrap();
+    c.verify().unwrap();
+    let snap = c.snapshot();
+    assert_eq!(token_rows(&snap, "item-9").len(), 3 * DIM);
+    drop((snap, c));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_flipped_bit_anywhere_in_the_wal_is_reported_and_never_truncated() {
     let (dir, wal) = three_wal_batches("walflip");

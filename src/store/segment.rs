@@ -304,6 +304,12 @@ impl SegmentWriter {
             Ok(tok) => tok.finish()?,
             Err(log) => {
                 let to = dir.join(format!("{name}.{TOK_LOG_EXT}"));
+                // A checkpoint that failed after linking left this name
+                // (no manifest names it): it goes, or the retry could
+                // never link.
+                if to.exists() {
+                    format::io::remove_file(&to).map_err(|e| Error::io(&to, e))?;
+                }
                 format::io::hard_link(&log, &to).map_err(|e| Error::io(&to, e))?;
             }
         }

@@ -30,23 +30,29 @@ impl Collection {
                     TokBlock::Owned(_) => None,
                 })
                 .collect();
-            let tok_log = w.wal.aligned() && logged.is_some();
-            if let (true, Some(logged)) = (tok_log, logged) {
-                // Every token block is in the log: the log becomes the
-                // segment's `.tlog`, and no token byte is written again.
-                let mut out =
-                    SegmentWriter::over_log(&self.dir, &name, self.config.dim, &wal_path)?;
-                for (item, l) in snap.mem.iter().zip(logged) {
-                    out.push_logged(
-                        &item.meta,
-                        &item.embedding,
-                        l.tok_offset(),
-                        l.tok_len,
-                        l.tok_crc,
-                    )?;
-                }
-                out.finish()?;
-            } else {
+            // Every token block is in the log: the log becomes the segment's
+            // `.tlog`, and no token byte is written again. Where that fails
+            // (a file system without hard links), the blocks are copied.
+            let linked = match logged {
+                Some(logged) if w.wal.aligned() => (|| -> Result<()> {
+                    let mut out =
+                        SegmentWriter::over_log(&self.dir, &name, self.config.dim, &wal_path)?;
+                    for (item, l) in snap.mem.iter().zip(logged) {
+                        out.push_logged(
+                            &item.meta,
+                            &item.embedding,
+                            l.tok_offset(),
+                            l.tok_len,
+                            l.tok_crc,
+                        )?;
+                    }
+                    out.finish().map(drop)
+                })()
+                .is_ok(),
+                _ => false,
+            };
+            let tok_log = linked;
+            if !linked {
                 // Logged token blocks are read back from the log one at a
                 // time (a positional read, its record checked): not through
                 // the snapshot's mapping, whose pages would stay resident.
@@ -76,11 +82,13 @@ impl Collection {
         manifest.next_doc = snap.next_doc;
         manifest.wal = format!("wal-{gen}.log");
         wal::create(&self.dir.join(&manifest.wal))?;
-        write_manifest(&self.dir, &manifest)?;
+        // From the manifest on, a failure may leave this handle behind the
+        // disk (its log may now be a segment's): it stops writing.
+        w.check(write_manifest(&self.dir, &manifest))?;
         // The new state is durable; publish it and drop what it no longer needs.
         let mut fresh = (*snap).clone();
         if let Some((name, first, len, tok_log)) = new_segment {
-            let seg = Segment::open(
+            let seg = w.check(Segment::open(
                 &self.dir,
                 &name,
                 first,
@@ -88,7 +96,7 @@ impl Collection {
                 self.config.dim,
                 self.config.token_dtype,
                 tok_log,
-            )?;
+            ))?;
             fresh.segments.push(Arc::new(seg));
         }
         fresh.mem.clear();
@@ -97,7 +105,10 @@ impl Collection {
         fresh.mem_ids.clear();
         fresh.mem_first = snap.next_doc;
         fresh.generation = gen;
-        w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
+        w.wal = w.check(WalWriter::open(
+            &self.dir.join(&manifest.wal),
+            format::HEADER_LEN as u64,
+        ))?;
         w.manifest = manifest;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         cleanup(&self.dir, &w.manifest)
@@ -172,7 +183,7 @@ impl Collection {
         manifest.next_doc = live.len() as u64;
         manifest.wal = format!("wal-{gen}.log");
         wal::create(&self.dir.join(&manifest.wal))?;
-        write_manifest(&self.dir, &manifest)?;
+        w.check(write_manifest(&self.dir, &manifest))?;
         let fresh = Snapshot {
             dir: self.dir.clone(),
             config: Arc::clone(&self.config),
@@ -188,7 +199,10 @@ impl Collection {
             payloads: Arc::new(HashMap::new()),
             index,
         };
-        w.wal = WalWriter::open(&self.dir.join(&manifest.wal), format::HEADER_LEN as u64)?;
+        w.wal = w.check(WalWriter::open(
+            &self.dir.join(&manifest.wal),
+            format::HEADER_LEN as u64,
+        ))?;
         w.manifest = manifest;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         cleanup(&self.dir, &w.manifest)

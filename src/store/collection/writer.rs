@@ -101,6 +101,14 @@ pub(super) struct WriterState {
 }
 
 impl WriterState {
+    /// `r`, and on an error this handle stops writing (see `failed`).
+    pub(super) fn check<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.failed = Some(e.to_string());
+        }
+        r
+    }
+
     /// Fails once a commit failed part-way (see `failed`).
     pub(super) fn usable(&self) -> Result<()> {
         match &self.failed {
@@ -108,8 +116,9 @@ impl WriterState {
             Some(why) => Err(Error::Io {
                 path: self.wal.path().to_path_buf(),
                 source: std::io::Error::other(format!(
-                    "an earlier commit failed part-way ({why}); this handle writes no more: \
-                     reopen the collection (its log holds every commit that returned)"
+                    "an earlier commit or checkpoint failed part-way ({why}); this handle \
+                     writes no more: reopen the collection (what is on disk holds every commit \
+                     that returned, and may hold the one that failed)"
                 )),
             }),
         }
@@ -408,6 +417,9 @@ impl Collection {
                 _ => None,
             })
             .collect();
+        // Set until the commit is published: a panic below (caught by the
+        // caller) leaves this handle stopped too.
+        w.failed = Some("a commit did not finish".into());
         let (logged, linked) = std::thread::scope(|scope| {
             let index = &snap.index;
             let link = std::thread::Builder::new()
@@ -452,6 +464,7 @@ impl Collection {
             w.failed = Some(e.to_string());
             return Err(e);
         }
+        w.failed = None;
         let threshold = self.config.checkpoint_items.max(fresh.len() / 10).max(1);
         let due = fresh.mem.len() >= threshold || fresh.mem_bytes >= self.config.checkpoint_bytes;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
