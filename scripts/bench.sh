@@ -10,8 +10,12 @@
 #   scripts/bench.sh --e2e-repeat 3  R for the e2e figure (default 1)
 #   scripts/bench.sh --real-budget-s 240   time budget for embedding the real dataset (default 360)
 #   scripts/bench.sh --threads 4     intra-op threads for encoding / index builds, both sides (default 2)
-#   scripts/bench.sh --only encode,import,ann,maxsim,e2e,storage   run a subset (default: all;
+#   scripts/bench.sh --only encode,import,ann,maxsim,e2e,storage,scale   run a subset (default: all;
 #                                    `import` needs .weft/fixtures-venv, made by models/fixtures.sh)
+#   scripts/bench.sh --scale-items 1000000   items of the `scale` collection (default 1,000,000, --quick
+#                                    100,000): a 1M build takes ~9 min and ~23 GB of disk under .weft/bench/,
+#                                    then 5 opens + first query with the collection evicted from the page
+#                                    cache; the collection is removed at the end
 #   scripts/bench.sh --no-build      skip setup-ort / models/build.sh / cargo (use what is there)
 #   scripts/bench.sh --no-report     do not regenerate BENCHMARKS.md
 #
@@ -19,7 +23,9 @@
 # --examples, (c) .weft/bench-venv with bench/requirements.txt (stamp = sha256 of the file),
 # (d) bench/data.py -> .weft/bench/ (idempotent), (e) the benchmarks, weft and baseline
 # alternating within each repetition (the order flips every repetition), (f) bench/report.py
-# -> BENCHMARKS.md. Every JSON line (weft's `target/release/examples/bench` and the Python
+# -> BENCHMARKS.md. The `scale` step evicts the collection's files from the page cache before each
+# cold open: `echo 1 > /proc/sys/vm/drop_caches` where that is writable, else GNU dd's
+# `iflag=nocache count=0` on every file (the line records which). Every JSON line (weft's `target/release/examples/bench` and the Python
 # baselines) is appended to .weft/bench/results.jsonl with the run id, repetition and the
 # exact command; a step that fails is recorded as {"error": ...} and the run continues.
 # Compare ratios from ONE run: this machine is shared and absolute times drift.
@@ -35,7 +41,8 @@ STORAGE_REPEAT=1
 REAL_BUDGET=""
 QUICK=0
 THREADS=2
-ONLY="encode,import,ann,maxsim,e2e,storage"
+ONLY="encode,import,ann,maxsim,e2e,storage,scale"
+SCALE_ITEMS=""
 BUILD=1
 REPORT=1
 ARGS="$*"
@@ -49,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --real-budget-s) REAL_BUDGET="$2"; shift ;;
     --threads) THREADS="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
+    --scale-items) SCALE_ITEMS="$2"; shift ;;
     --no-build) BUILD=0 ;;
     --no-report) REPORT=0 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -60,6 +68,7 @@ for v in "$REPEAT" "$ANN_REPEAT" "$E2E_REPEAT" "$STORAGE_REPEAT"; do
   [[ "$v" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat / --ann-repeat / --e2e-repeat / --storage-repeat need a positive integer" >&2; exit 2; }
 done
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "--threads needs a positive integer" >&2; exit 2; }
+[[ -z "$SCALE_ITEMS" || "$SCALE_ITEMS" =~ ^[1-9][0-9]*$ ]] || { echo "--scale-items needs a positive integer" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 # weft's index builds use the rayon pool: the same thread count as the baselines
 export RAYON_NUM_THREADS="$THREADS"
@@ -78,10 +87,10 @@ LOG="$BENCH_DIR/run-$RUN_ID.log"
 
 if [[ $QUICK == 1 ]]; then
   N=20000; REAL_BUDGET=${REAL_BUDGET:-120}; IMAGES=56; E2E_ITEMS=20000; E2E_QUERIES=50
-  STORAGE_ITEMS=5000; MAXSIM_RUNS=10; EFS=16,64,256
+  STORAGE_ITEMS=5000; MAXSIM_RUNS=10; EFS=16,64,256; SCALE_ITEMS=${SCALE_ITEMS:-100000}
 else
   N=100000; REAL_BUDGET=${REAL_BUDGET:-360}; IMAGES=200; E2E_ITEMS=100000; E2E_QUERIES=200
-  STORAGE_ITEMS=20000; MAXSIM_RUNS=25; EFS=16,32,64,128,256
+  STORAGE_ITEMS=20000; MAXSIM_RUNS=25; EFS=16,32,64,128,256; SCALE_ITEMS=${SCALE_ITEMS:-1000000}
 fi
 K=$(( N / 1000 ))k
 
@@ -155,9 +164,9 @@ record() {
   "$@" >"$out" 2>"$err"; rc=$?
   local t1; t1=$(date +%s.%N)
   cat "$err" >> "$LOG"
-  "$PY" - "$out" "$err" "$rc" "$RUN_ID" "$rep" "$bench" "$impl" "$t0" "$t1" "$*" >> "$RESULTS" <<'PYEOF'
+  "$PY" - "$out" "$err" "$rc" "$RUN_ID" "$rep" "$bench" "$impl" "$t0" "$t1" "$*" "${RECORD_EXTRA:-}" >> "$RESULTS" <<'PYEOF'
 import json, sys, time
-out, err, rc, run, rep, bench, impl, t0, t1, cmd = sys.argv[1:]
+out, err, rc, run, rep, bench, impl, t0, t1, cmd, extra = sys.argv[1:]
 lines = []
 for raw in open(out, encoding="utf-8", errors="replace"):
     raw = raw.strip()
@@ -173,6 +182,7 @@ if not lines or rc != "0":
 for d in lines:
     d.setdefault("name", bench)
     d.setdefault("impl", impl)
+    d.update(json.loads(extra) if extra else {})
     d.update({"run_id": run, "rep": int(rep), "cmd": cmd, "wall_s": round(float(t1) - float(t0), 2),
               "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(t1)))})
     print(json.dumps(d))
@@ -254,7 +264,12 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
     # the per-core limit, measured in the same repetition: a tiny FMA (and VNNI) loop on one core
     cc -O3 -march=native -o "$BENCH_DIR/fma_peak" bench/fma_peak.c \
       && record peak fma-loop "$rep" taskset -c 0 "$BENCH_DIR/fma_peak"
-    w() { for dt in f32 f16 i8; do weft maxsim "$rep" maxsim "${MS[@]}" --dtype "$dt"; done; }
+    # and the same kernels with the tokens in cache (16 docs, 1 MB at f32, scored 1000 times):
+    # what the kernel does without waiting for memory (report.py's limit lines)
+    w() { for dt in f32 f16 i8; do
+            weft maxsim "$rep" maxsim "${MS[@]}" --dtype "$dt"
+            weft maxsim "$rep" maxsim --docs 16 --nd 64 --nq 32 --dim 128 --runs 1000 --dtype "$dt"
+          done; }
     p() { record maxsim numpy "$rep" "$PY" bench/maxsim_numpy.py "${MS[@]}"; }
     if [[ $flip == 1 ]]; then w; p; else p; w; fi
   fi
@@ -296,6 +311,41 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
     weft storage "$rep" storage --items "$STORAGE_ITEMS" --dim 384 --tokens 50
   fi
 done
+
+# One collection of $SCALE_ITEMS items, built once; then the first open + query of a process with
+# the collection's files evicted from the page cache, 5 tries (the goal: <= 0.5 s at 1M items).
+SCALE_DIR="$BENCH_DIR/scale/run-$RUN_ID"
+# evict DIR: drops DIR's pages from the page cache; prints how
+evict() {
+  sync
+  if { echo 1 > /proc/sys/vm/drop_caches; } 2>/dev/null; then
+    echo "drop_caches"
+  else
+    find "$1" -type f -exec dd if={} iflag=nocache count=0 status=none \; && echo "dd iflag=nocache"
+  fi
+}
+if want scale; then
+  step "scale: build $SCALE_ITEMS items (bench scale; ~9 min and ~23 GB at 1M)"
+  need_kb=$(( SCALE_ITEMS * 24 * 3 / 2 ))   # ~23 KB per item on disk, 1.5x headroom
+  mkdir -p "$BENCH_DIR/scale"
+  avail_kb=$(df -Pk "$BENCH_DIR/scale" | awk 'NR == 2 { print $4 }')
+  S=(--items "$SCALE_ITEMS" --dim 384 --tokens 50 --dtype i8 --dir "$SCALE_DIR" --keep 1)
+  if (( avail_kb < need_kb )); then
+    msg="$(( avail_kb / 1024 / 1024 )) GB free under $BENCH_DIR, the build needs ~$(( need_kb / 1024 / 1024 )) GB"
+    printf '{"name":"scale","impl":"weft","error":"%s","run_id":"%s","rep":1}\n' "$msg" "$RUN_ID" >> "$RESULTS"
+    echo "   scale: skipped ($msg)" | tee -a "$LOG"
+  else
+    weft scale 1 scale "${S[@]}"
+    if ! tail -n 1 "$RESULTS" | grep -q '"error"'; then   # a failed build is recorded, not opened
+      for try in 1 2 3 4 5; do
+        step "scale: cold open + first query (try $try/5)"
+        how="$(evict "$SCALE_DIR")"
+        RECORD_EXTRA="{\"evicted\": \"$how\"}" weft scale "$try" scale "${S[@]}" --open-only 1
+      done
+    fi
+  fi
+  rm -rf "$SCALE_DIR"
+fi
 set -e
 
 # ---------------------------------------------------------------------------- (f)

@@ -51,6 +51,21 @@ fn prefetch_range<T>(elems: &[T], start: usize, end: usize) {
     }
 }
 
+/// Prefetches the cache line holding `elems[i]`, if `i` is inside the slice.
+#[inline(always)]
+fn prefetch_at<T>(elems: &[T], i: usize) {
+    if i < elems.len() {
+        // SAFETY: i < elems.len(): the address is inside the slice; prefetch
+        // never faults and reads nothing architecturally.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(elems.as_ptr().add(i).cast()) };
+    }
+}
+
+/// Doc tiles ahead of the one computed whose rows the f32 and i8 kernels
+/// prefetch, one cache line per step of the tile's inner loop (a burst of a
+/// whole tile's lines at once overflows the core's miss buffers).
+const PREFETCH_TILES: usize = 2;
+
 /// Prefetches (into L1) every cache line of `elems`: the HNSW walk asks
 /// for a neighbour's vector one step before it computes its distance.
 #[inline(always)]
@@ -92,12 +107,16 @@ fn tile16_f32<const QB: usize, const DB: usize>(
     qstride: usize,
     doc: &[f32],
     dim: usize,
+    ahead: &[f32],
 ) -> [[__m512; QB]; DB] {
     assert!((QB - 1) * qstride + dim * 16 <= qt.len());
     assert!(DB * dim <= doc.len());
     let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
     let mut acc = [[_mm512_setzero_ps(); QB]; DB];
     for k in 0..dim {
+        // one line of the rows `PREFETCH_TILES` ahead per step (DB rows of
+        // dim floats are DB * dim / 16 <= dim lines for DB <= 16)
+        prefetch_at(ahead, k * 16);
         let mut qv = [_mm512_setzero_ps(); QB];
         for (b, v) in qv.iter_mut().enumerate() {
             // SAFETY: b*qstride + k*16 + 16 <= (QB-1)*qstride + dim*16 <= qt.len().
@@ -158,20 +177,23 @@ fn group16_f32<const QB: usize>(
     dmax: &mut [f32],
 ) {
     let mut qm = [_mm512_set1_ps(f32::NEG_INFINITY); QB];
+    let doc = &doc[..nd * dim];
+    prefetch_range(doc, 8 * dim, 8 * PREFETCH_TILES * dim);
     let mut j = 0;
     while j + 8 <= nd {
-        prefetch_range(doc, (j + 8) * dim, (j + 16) * dim);
-        let acc = tile16_f32::<QB, 8>(qt, qstride, &doc[j * dim..], dim);
+        let ahead = (j + 8 * PREFETCH_TILES) * dim;
+        let ahead = &doc[ahead.min(doc.len())..(ahead + 8 * dim).min(doc.len())];
+        let acc = tile16_f32::<QB, 8>(qt, qstride, &doc[j * dim..], dim, ahead);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 8]);
         j += 8;
     }
     if j + 4 <= nd {
-        let acc = tile16_f32::<QB, 4>(qt, qstride, &doc[j * dim..], dim);
+        let acc = tile16_f32::<QB, 4>(qt, qstride, &doc[j * dim..], dim, &[]);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 4]);
         j += 4;
     }
     while j < nd {
-        let acc = tile16_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim);
+        let acc = tile16_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim, &[]);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
         j += 1;
     }
