@@ -107,6 +107,13 @@ pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Makes `to` a second name of the file `from` (durable after a
 /// [`sync_dir`]).
 pub fn hard_link(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(test)]
+    if rec::link_refused(to) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "hard links refused here (test)",
+        ));
+    }
     std::fs::hard_link(from, to)?;
     record!(rec::Op::Link(from.to_path_buf(), to.to_path_buf()));
     Ok(())
@@ -169,6 +176,22 @@ pub(crate) mod rec {
                 ops.push(op);
             }
         }
+    }
+
+    static REFUSED_LINKS: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+    /// From now on `hard_link` fails for every new name under `root`, as on
+    /// a file system without hard links (`None`: links work again).
+    pub fn refuse_links_under(root: Option<&std::path::Path>) {
+        *REFUSED_LINKS.lock().unwrap_or_else(|e| e.into_inner()) = root.map(|r| r.to_path_buf());
+    }
+
+    pub(crate) fn link_refused(to: &std::path::Path) -> bool {
+        REFUSED_LINKS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            .is_some_and(|root| to.starts_with(root))
     }
 
     /// Starts recording the operations under `root` (one recorder at a time).

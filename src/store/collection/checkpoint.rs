@@ -32,8 +32,10 @@ impl Collection {
                 .collect();
             // Every token block is in the log: the log becomes the segment's
             // `.tlog`, and no token byte is written again. Where that fails
-            // (a file system without hard links), the blocks are copied.
-            let linked = match logged {
+            // (a file system without hard links, a name that cannot be
+            // replaced), the blocks are copied instead; an I/O error that is
+            // not about the link fails the copy too, and is returned there.
+            let tok_log = match logged {
                 Some(logged) if w.wal.aligned() => (|| -> Result<()> {
                     let mut out =
                         SegmentWriter::over_log(&self.dir, &name, self.config.dim, &wal_path)?;
@@ -51,8 +53,7 @@ impl Collection {
                 .is_ok(),
                 _ => false,
             };
-            let tok_log = linked;
-            if !linked {
+            if !tok_log {
                 // Logged token blocks are read back from the log one at a
                 // time (a positional read, its record checked): not through
                 // the snapshot's mapping, whose pages would stay resident.
@@ -206,5 +207,54 @@ impl Collection {
         w.manifest = manifest;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
         cleanup(&self.dir, &w.manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bundle::Modality;
+    use crate::format::io::rec;
+    use crate::store::{Collection, CollectionConfig, NewItem};
+
+    /// Where the log cannot become the segment's `.tlog` (no hard links),
+    /// a checkpoint copies the token blocks into a `.tok` file, and every
+    /// item reads back the same, before and after a reopen.
+    #[test]
+    fn a_checkpoint_copies_the_token_blocks_when_links_fail() {
+        let dir = std::env::temp_dir().join(format!("weft-nolink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let c = Collection::create(&dir, CollectionConfig::new("t", "h", 4)).unwrap();
+        let ids: Vec<String> = (0..5).map(|i| format!("i{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            let x = i as f32;
+            let toks: Vec<f32> = (0..12).map(|j| x + j as f32 / 16.0).collect();
+            c.add(NewItem::new(id, Modality::Text, vec![1.0, x, 0.0, 0.0]).with_tokens(toks, None))
+                .unwrap();
+        }
+        c.commit().unwrap();
+        let tokens = |c: &Collection| -> Vec<Vec<f32>> {
+            let snap = c.snapshot();
+            ids.iter()
+                .map(|id| {
+                    snap.tokens(snap.doc_of(id).unwrap().unwrap())
+                        .unwrap()
+                        .to_f32()
+                })
+                .collect()
+        };
+        let before = tokens(&c);
+        rec::refuse_links_under(Some(&dir));
+        let done = c.checkpoint();
+        rec::refuse_links_under(None);
+        done.unwrap();
+        assert!(dir.join("seg-000000.tok").is_file());
+        assert!(!dir.join("seg-000000.tlog").exists());
+        c.verify().unwrap();
+        assert_eq!(tokens(&c), before);
+        drop(c);
+        let c = Collection::open(&dir).unwrap();
+        assert_eq!(tokens(&c), before);
+        drop(c);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

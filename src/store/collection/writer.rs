@@ -437,13 +437,10 @@ impl Collection {
             (logged, linked)
         });
         drop(rows);
-        let logged = match (logged, linked) {
-            (Ok(logged), Ok(())) => logged,
-            (Err(e), _) | (Ok(_), Err(e)) => {
-                w.failed = Some(e.to_string());
-                return Err(e);
-            }
-        };
+        let logged = w.check(match (logged, linked) {
+            (Ok(logged), Ok(())) => Ok(logged),
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+        })?;
         let mut fresh = (*snap).clone();
         // The staged token blocks go once they are in the log: the snapshot
         // reads them there. If the log cannot be mapped, they stay in
@@ -460,10 +457,7 @@ impl Collection {
             }
             None => ops,
         };
-        if let Err(e) = fresh.apply_linked(&ops, next) {
-            w.failed = Some(e.to_string());
-            return Err(e);
-        }
+        w.check(fresh.apply_linked(&ops, next))?;
         w.failed = None;
         let threshold = self.config.checkpoint_items.max(fresh.len() / 10).max(1);
         let due = fresh.mem.len() >= threshold || fresh.mem_bytes >= self.config.checkpoint_bytes;
