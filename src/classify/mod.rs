@@ -400,16 +400,12 @@ impl Classifier {
                     return Err(invalid("late interaction unavailable: the input or the labels have no token matrix"));
                 }
                 let nq = query.tokens.len() / dim;
+                let mut prepared = self.scratch.prepare(&query.tokens, nq, dim);
                 vecs.iter()
                     .map(|v| {
-                        score::interact(
-                            &query.tokens,
-                            nq,
-                            score::TokensRef::F32(&v.tokens),
-                            dim,
-                            &mut self.scratch,
-                        )
-                        .filip_q2d()
+                        prepared
+                            .interact(score::TokensRef::F32(&v.tokens))
+                            .filip_q2d()
                     })
                     .collect()
             }

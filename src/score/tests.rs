@@ -54,7 +54,7 @@ fn related_doc(rng: &mut Rng, query: &[f32], nq: usize, nd: usize, dim: usize) -
     d
 }
 
-const NQS: [usize; 3] = [1, 3, 32];
+const NQS: [usize; 4] = [1, 3, 32, 49];
 const NDS: [usize; 4] = [1, 7, 64, 100];
 const DIMS: [usize; 5] = [16, 32, 33, 128, 384];
 
@@ -117,6 +117,58 @@ fn f32_all_kernels_match_reference() {
                 for k in Kernel::available() {
                     let got = interact_with(k, &q, nq, TokensRef::F32(&d), dim, &mut scratch);
                     check_close("f32", k, &got, &want, 1e-5, seed);
+                }
+            }
+        }
+    }
+}
+
+/// One prepared query scores a run of docs of every dtype exactly as
+/// separate `interact_with` calls do, on every kernel, and a second
+/// prepare with another query of another shape does not reuse the first.
+#[test]
+fn a_prepared_query_scores_like_interact() {
+    let seed = 0x5eed_9e9a_u64;
+    let mut rng = Rng(seed);
+    let mut scratch = MaxSimScratch::new();
+    let mut plain = MaxSimScratch::new();
+    for (nq, dim) in [(32usize, 128usize), (5, 33)] {
+        let q = random_tokens(&mut rng, nq, dim);
+        let docs: Vec<Vec<f32>> = [1usize, 9, 64, 0]
+            .iter()
+            .map(|&nd| related_doc(&mut rng, &q, nq, nd, dim))
+            .collect();
+        let halves: Vec<Vec<u16>> = docs
+            .iter()
+            .map(|d| d.iter().map(|&v| f32_to_f16_bits(v)).collect())
+            .collect();
+        let quantized: Vec<(Vec<i8>, Vec<f32>)> =
+            docs.iter().map(|d| quantize_i8(d, dim)).collect();
+        for k in Kernel::available() {
+            let mut prepared = scratch.prepare_with(k, &q, nq, dim);
+            for ((d, h), (data, scales)) in docs.iter().zip(&halves).zip(&quantized) {
+                for doc in [
+                    TokensRef::F32(d),
+                    TokensRef::F16(h),
+                    TokensRef::I8 { data, scales },
+                ] {
+                    let got = prepared.interact(doc);
+                    let want = interact_with(k, &q, nq, doc, dim, &mut plain);
+                    assert_eq!(
+                        (
+                            got.q_max_sum.to_bits(),
+                            got.d_max_sum.to_bits(),
+                            got.nq,
+                            got.nd
+                        ),
+                        (
+                            want.q_max_sum.to_bits(),
+                            want.d_max_sum.to_bits(),
+                            want.nq,
+                            want.nd
+                        ),
+                        "{k:?} nq={nq} dim={dim}"
+                    );
                 }
             }
         }

@@ -19,6 +19,11 @@ pub(super) fn run(
     sized(&mut s.qmax, nq.div_ceil(lanes) * lanes);
     sized(&mut s.dmax, nd);
     match doc {
+        TokensRef::F16(bits) if wide => {
+            s.prep_transposed(lanes);
+            let buf = sized(&mut s.doc_f32, 8 * dim);
+            simd::maxsim_f16_avx512(&s.qt16, nq, bits, nd, dim, buf, &mut s.qmax, &mut s.dmax);
+        }
         TokensRef::F32(_) | TokensRef::F16(_) => {
             s.prep_transposed(lanes);
             let d: &[f32] = match doc {

@@ -464,6 +464,7 @@ fn search_unchecked(
         candidates = top_k(candidates, options.k);
     }
     let mut scored: Vec<(DocId, f32, f32)> = Vec::with_capacity(candidates.len());
+    let mut prepared = scratch.maxsim.prepare(&q_tokens, nq, dim.max(1));
     for (doc, global) in candidates {
         let score = match options.scorer {
             Scorer::Global => global,
@@ -485,7 +486,7 @@ fn search_unchecked(
                         motif: wm,
                     } => {
                         let total = wg + wt + wm;
-                        let i = score::interact(&q_tokens, nq, tokens, dim, &mut scratch.maxsim);
+                        let i = prepared.interact(tokens);
                         let motif = if wm > 0.0 {
                             motif_score(snapshot, doc, query, &q_tokens, dim, DEFAULT_EPSILON)?
                         } else {
@@ -494,7 +495,7 @@ fn search_unchecked(
                         (wg * global + wt * i.filip_q2d() + wm * motif) / total
                     }
                     _ => {
-                        let i = score::interact(&q_tokens, nq, tokens, dim, &mut scratch.maxsim);
+                        let i = prepared.interact(tokens);
                         late_score(scorer, &i, global)
                     }
                 }

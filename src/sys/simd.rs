@@ -104,21 +104,22 @@ fn f16_to_f32_avx512(src: &[u16], dst: &mut [f32]) -> usize {
 /// Accumulators of a `QB x DB` tile over the full dimension.
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn tile16_f32<const QB: usize, const DB: usize>(
+fn tile16_f32<const QB: usize, const DB: usize, T>(
     qt: &[f32],
     qstride: usize,
     doc: &[f32],
     dim: usize,
-    ahead: &[f32],
+    ahead: &[T],
 ) -> [[__m512; QB]; DB] {
+    let line = 64 / core::mem::size_of::<T>().max(1);
     assert!((QB - 1) * qstride + dim * 16 <= qt.len());
     assert!(DB * dim <= doc.len());
     let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
     let mut acc = [[_mm512_setzero_ps(); QB]; DB];
     for k in 0..dim {
         // one line of the rows `PREFETCH_TILES` ahead per step (DB rows of
-        // dim floats are DB * dim / 16 <= dim lines for DB <= 16)
-        prefetch_at(ahead, k * 16);
+        // dim values are at most DB * dim / 16 <= dim lines for DB <= 16)
+        prefetch_at(ahead, k * line);
         let mut qv = [_mm512_setzero_ps(); QB];
         for (b, v) in qv.iter_mut().enumerate() {
             // SAFETY: b*qstride + k*16 + 16 <= (QB-1)*qstride + dim*16 <= qt.len().
@@ -165,16 +166,59 @@ fn store_qmax16<const QB: usize>(qm: &[__m512; QB], qmax: &mut [f32]) {
     }
 }
 
+/// Doc values the f32 kernel reads a tile at a time: f32 in place, or f16
+/// converted per tile into a small buffer that stays in L1 (a conversion of
+/// the whole doc first wrote 32 KB per doc and read it back from L2).
+trait TileSrc: Copy {
+    /// The values of `src` as f32, in `buf` if they need converting.
+    fn tile<'b>(src: &'b [Self], buf: &'b mut [f32]) -> &'b [f32];
+}
+
+impl TileSrc for f32 {
+    #[inline(always)]
+    fn tile<'b>(src: &'b [f32], _buf: &'b mut [f32]) -> &'b [f32] {
+        src
+    }
+}
+
+impl TileSrc for u16 {
+    #[inline(always)]
+    fn tile<'b>(src: &'b [u16], buf: &'b mut [f32]) -> &'b [f32] {
+        let out = &mut buf[..src.len()];
+        // SAFETY: `TileSrc` is only used by the AVX-512 f32 kernel, which
+        // runs only after its wrapper checked AVX-512 F + BW + VL.
+        unsafe { f16_tile_avx512(src, out) };
+        out
+    }
+}
+
+/// f16 -> f32 of all of `src` into `dst` (same length), the tail masked.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn f16_tile_avx512(src: &[u16], dst: &mut [f32]) {
+    let done = f16_to_f32_avx512(src, dst);
+    let rem = dst.len() - done;
+    if rem > 0 {
+        let m = ((1u32 << rem) - 1) as u16;
+        // SAFETY: rem < 16 values from `done` are inside both slices (same
+        // length); masked-off lanes are neither read nor written.
+        unsafe {
+            let h = _mm256_maskz_loadu_epi16(m, src.as_ptr().add(done).cast());
+            _mm512_mask_storeu_ps(dst.as_mut_ptr().add(done), m, _mm512_cvtph_ps(h));
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn group16_f32<const QB: usize>(
+fn group16_f32<const QB: usize, T: TileSrc>(
     qt: &[f32],
     qstride: usize,
     masks: [u16; QB],
-    doc: &[f32],
+    doc: &[T],
     nd: usize,
     dim: usize,
+    buf: &mut [f32],
     qmax: &mut [f32],
     dmax: &mut [f32],
 ) {
@@ -185,32 +229,39 @@ fn group16_f32<const QB: usize>(
     while j + 8 <= nd {
         let ahead = (j + 8 * PREFETCH_TILES) * dim;
         let ahead = &doc[ahead.min(doc.len())..(ahead + 8 * dim).min(doc.len())];
-        let acc = tile16_f32::<QB, 8>(qt, qstride, &doc[j * dim..], dim, ahead);
+        let rows = T::tile(&doc[j * dim..(j + 8) * dim], buf);
+        let acc = tile16_f32::<QB, 8, T>(qt, qstride, rows, dim, ahead);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 8]);
         j += 8;
     }
     if j + 4 <= nd {
-        let acc = tile16_f32::<QB, 4>(qt, qstride, &doc[j * dim..], dim, &[]);
+        let rows = T::tile(&doc[j * dim..(j + 4) * dim], buf);
+        let acc = tile16_f32::<QB, 4, T>(qt, qstride, rows, dim, &[]);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 4]);
         j += 4;
     }
     while j < nd {
-        let acc = tile16_f32::<QB, 1>(qt, qstride, &doc[j * dim..], dim, &[]);
+        let rows = T::tile(&doc[j * dim..(j + 1) * dim], buf);
+        let acc = tile16_f32::<QB, 1, T>(qt, qstride, rows, dim, &[]);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
         j += 1;
     }
     store_qmax16(&qm, qmax);
 }
 
-/// f32 kernel. `qt`: query transposed `[ceil(nq/16)][dim][16]` (zero padded);
-/// writes `qmax[..ceil(nq/16)*16]` (lanes >= nq are garbage) and `dmax[..nd]`.
-#[target_feature(enable = "avx512f")]
-fn f32_avx512(
+/// f32 kernel over f32 or f16 (`u16` bits) doc values. `qt`: query
+/// transposed `[ceil(nq/16)][dim][16]` (zero padded); `buf`: scratch of at
+/// least `8 * dim` (f16 tiles); writes `qmax[..ceil(nq/16)*16]` (lanes >= nq
+/// are garbage) and `dmax[..nd]`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn f32_avx512<T: TileSrc>(
     qt: &[f32],
     nq: usize,
-    doc: &[f32],
+    doc: &[T],
     nd: usize,
     dim: usize,
+    buf: &mut [f32],
     qmax: &mut [f32],
     dmax: &mut [f32],
 ) {
@@ -223,25 +274,27 @@ fn f32_avx512(
     while b < nqb {
         if nqb - b >= 2 {
             let masks = [mask16(nq, b), mask16(nq, b + 1)];
-            group16_f32::<2>(
+            group16_f32::<2, T>(
                 &qt[b * qs..],
                 qs,
                 masks,
                 doc,
                 nd,
                 dim,
+                buf,
                 &mut qmax[b * 16..],
                 dmax,
             );
             b += 2;
         } else {
-            group16_f32::<1>(
+            group16_f32::<1, T>(
                 &qt[b * qs..],
                 qs,
                 [mask16(nq, b)],
                 doc,
                 nd,
                 dim,
+                buf,
                 &mut qmax[b * 16..],
                 dmax,
             );
@@ -281,7 +334,104 @@ fn row_sums_i8_avx512(data: &[i8], dim: usize, out: &mut [i32]) {
     }
 }
 
-/// Integer accumulators of a `QB x DB` VNNI tile.
+/// Sums of 8 i8 rows of `stride` bytes each (`rows.len() >= 8 * stride`),
+/// in row order: `vpsadbw` of `d ^ 0x80` per row, then one tree of
+/// shuffles and adds for the 8 rows instead of a horizontal sum per row.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn row_sums8_i8_avx512(rows: &[i8], stride: usize) -> __m256i {
+    assert!(rows.len() >= 8 * stride);
+    let bias = _mm512_set1_epi8(i8::MIN);
+    let zero = _mm512_setzero_si512();
+    let rem = stride % 64;
+    let tail_mask: u64 = if rem == 0 { 0 } else { (1u64 << rem) - 1 };
+    let mut s = [zero; 8];
+    for (r, acc) in s.iter_mut().enumerate() {
+        let base = r * stride;
+        let mut k = 0;
+        while k + 64 <= stride {
+            // SAFETY: base + k + 64 <= (r + 1) * stride <= rows.len().
+            let v = unsafe { _mm512_loadu_si512(rows.as_ptr().add(base + k).cast()) };
+            *acc = _mm512_add_epi64(*acc, _mm512_sad_epu8(_mm512_xor_si512(v, bias), zero));
+            k += 64;
+        }
+        if rem != 0 {
+            // SAFETY: the masked load only touches the `rem` bytes
+            // base + k .. base + stride, all inside `rows`; masked-off bytes
+            // are not accessed (and cannot fault).
+            let v = unsafe { _mm512_maskz_loadu_epi8(tail_mask, rows.as_ptr().add(base + k)) };
+            let x = _mm512_maskz_mov_epi8(tail_mask, _mm512_xor_si512(v, bias));
+            *acc = _mm512_add_epi64(*acc, _mm512_sad_epu8(x, zero));
+        }
+    }
+    // rows (a, b) -> [a's 4 partials | b's 4 partials]
+    let pair = |a: __m512i, b: __m512i| {
+        _mm512_add_epi64(
+            _mm512_shuffle_i64x2::<0b01_00_01_00>(a, b),
+            _mm512_shuffle_i64x2::<0b11_10_11_10>(a, b),
+        )
+    };
+    let (t01, t23, t45, t67) = (
+        pair(s[0], s[1]),
+        pair(s[2], s[3]),
+        pair(s[4], s[5]),
+        pair(s[6], s[7]),
+    );
+    // (t01, t23) -> quarter k holds row k's 2 partials
+    let quad = |a: __m512i, b: __m512i| {
+        _mm512_add_epi64(
+            _mm512_shuffle_i64x2::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_i64x2::<0b11_01_11_01>(a, b),
+        )
+    };
+    let (u0, u1) = (quad(t01, t23), quad(t45, t67));
+    // quarter k: [row k, row k + 4]
+    let w = _mm512_add_epi64(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
+    let order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    let w = _mm512_permutexvar_epi64(order, w);
+    let w = _mm512_sub_epi64(w, _mm512_set1_epi64(128 * stride as i64));
+    _mm512_cvtepi64_epi32(w)
+}
+
+/// The maxima of 8 vectors of 16 lanes, in order (one tree of shuffles
+/// and maxima instead of a horizontal reduction per vector).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn hmax8x16(v: &[__m512; 8]) -> __m256 {
+    // (a, b) -> [a's 8 partials | b's 8 partials]
+    let pair = |a: __m512, b: __m512| {
+        _mm512_max_ps(
+            _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+        )
+    };
+    let (t01, t23, t45, t67) = (
+        pair(v[0], v[1]),
+        pair(v[2], v[3]),
+        pair(v[4], v[5]),
+        pair(v[6], v[7]),
+    );
+    // quarter k holds vector k's 4 partials
+    let quad = |a: __m512, b: __m512| {
+        _mm512_max_ps(
+            _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+            _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+        )
+    };
+    let (u0, u1) = (quad(t01, t23), quad(t45, t67));
+    // quarter k: [k, k, k + 4, k + 4] partials
+    let w = _mm512_max_ps(
+        _mm512_shuffle_ps::<0b01_00_01_00>(u0, u1),
+        _mm512_shuffle_ps::<0b11_10_11_10>(u0, u1),
+    );
+    // quarter k: lane 0 = max of k, lane 2 = max of k + 4
+    let w = _mm512_max_ps(w, _mm512_shuffle_ps::<0b10_11_00_01>(w, w));
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_castps512_ps256(_mm512_permutexvar_ps(order, w))
+}
+
+/// Integer accumulators of a `QB x DB` VNNI tile, starting from `init`
+/// (each row's `-128 * sum(d)` correction of the `q + 128` query).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
 fn tile16_i8<const QB: usize, const DB: usize>(
@@ -290,11 +440,16 @@ fn tile16_i8<const QB: usize, const DB: usize>(
     doc: &[i8],
     dstride: usize,
     dim4: usize,
+    init: &[i32],
 ) -> [[__m512i; QB]; DB] {
     assert!((QB - 1) * qstride + dim4 * 64 <= qt.len());
     assert!(dstride >= dim4 * 4 && (DB - 1) * dstride + dim4 * 4 <= doc.len());
+    assert!(init.len() >= DB);
     let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
     let mut acc = [[_mm512_setzero_si512(); QB]; DB];
+    for (row, &c) in acc.iter_mut().zip(init) {
+        *row = [_mm512_set1_epi32(c); QB];
+    }
     for g in 0..dim4 {
         let mut qv = [_mm512_setzero_si512(); QB];
         for (b, v) in qv.iter_mut().enumerate() {
@@ -314,6 +469,9 @@ fn tile16_i8<const QB: usize, const DB: usize>(
     acc
 }
 
+/// One `QB x DB` tile at doc row `j`: integer dot products, then each
+/// similarity is `dot * (qscale * dscale)` (one product per query block
+/// and row, folded before the per-lane work), and the maxima.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 #[inline]
@@ -323,23 +481,46 @@ fn tile16_i8_epi<const QB: usize, const DB: usize>(
     qs: &[__m512; QB],
     masks: &[u16; QB],
     doc: &[i8],
-    dsum: &[i32],
+    corr: &[i32],
     a: &I8Args<'_>,
     j: usize,
     qm: &mut [__m512; QB],
     dmax: &mut [f32],
 ) {
-    let acc = tile16_i8::<QB, DB>(qt, qstride, &doc[j * a.doc_stride..], a.doc_stride, a.dimg);
-    let mut sims = [[_mm512_setzero_ps(); QB]; DB];
-    for (r, (srow, arow)) in sims.iter_mut().zip(&acc).enumerate() {
-        let corr = _mm512_set1_epi32(128 * dsum[j + r]);
-        let ds = _mm512_set1_ps(a.doc_scale[j + r]);
-        for ((s, &x), q) in srow.iter_mut().zip(arow).zip(qs) {
-            let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(x, corr));
-            *s = _mm512_mul_ps(_mm512_mul_ps(dot, *q), ds);
+    let acc = tile16_i8::<QB, DB>(
+        qt,
+        qstride,
+        &doc[j * a.doc_stride..],
+        a.doc_stride,
+        a.dimg,
+        corr,
+    );
+    let neg = _mm512_set1_ps(f32::NEG_INFINITY);
+    let mut rmax = [neg; DB];
+    for ((m, arow), &dscale) in rmax.iter_mut().zip(&acc).zip(&a.doc_scale[j..j + DB]) {
+        let ds = _mm512_set1_ps(dscale);
+        for (((q, &x), s), &k) in qm.iter_mut().zip(arow).zip(qs).zip(masks) {
+            let sim = _mm512_mul_ps(_mm512_cvtepi32_ps(x), _mm512_mul_ps(*s, ds));
+            *q = _mm512_max_ps(*q, sim);
+            *m = _mm512_mask_max_ps(*m, k, *m, sim);
         }
     }
-    epi16(&sims, masks, qm, &mut dmax[j..j + DB]);
+    let dm = &mut dmax[j..j + DB];
+    if DB == 8 {
+        let rm: [__m512; 8] = core::array::from_fn(|i| rmax[i]);
+        let m = hmax8x16(&rm);
+        // SAFETY: dm has exactly 8 elements (DB == 8); unaligned load/store.
+        unsafe {
+            _mm256_storeu_ps(
+                dm.as_mut_ptr(),
+                _mm256_max_ps(_mm256_loadu_ps(dm.as_ptr()), m),
+            )
+        };
+    } else {
+        for (d, m) in dm.iter_mut().zip(&rmax) {
+            *d = d.max(_mm512_reduce_max_ps(*m));
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -362,11 +543,22 @@ fn group16_i8<const QB: usize>(
     // The first pass over the doc rows also sums them, just before each
     // tile reads them: the rows come from memory once and the kernel finds
     // them in L1 (a separate sums pass streamed every row twice).
-    let sums = |j: usize, n: usize, dsum: &mut [i32]| {
+    let mut corr = [0i32; 8];
+    let mut sums = |j: usize, n: usize, dsum: &mut [i32]| -> [i32; 8] {
         if fill_sums {
             let rows = &doc[j * stride..(j + n) * stride];
-            row_sums_i8_avx512(rows, stride, &mut dsum[j..j + n]);
+            if n == 8 {
+                let v = row_sums8_i8_avx512(rows, stride);
+                // SAFETY: dsum[j..j + 8] has 8 i32; unaligned store.
+                unsafe { _mm256_storeu_si256(dsum[j..j + 8].as_mut_ptr().cast(), v) };
+            } else {
+                row_sums_i8_avx512(rows, stride, &mut dsum[j..j + n]);
+            }
         }
+        for (c, &s) in corr.iter_mut().zip(&dsum[j..j + n]) {
+            *c = -128 * s;
+        }
+        corr
     };
     let mut qs = [_mm512_setzero_ps(); QB];
     for (b, v) in qs.iter_mut().enumerate() {
@@ -378,18 +570,18 @@ fn group16_i8<const QB: usize>(
     let mut j = 0;
     while j + 8 <= nd {
         prefetch_range(doc, (j + 8) * stride, (j + 16) * stride);
-        sums(j, 8, dsum);
-        tile16_i8_epi::<QB, 8>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
+        let c = sums(j, 8, dsum);
+        tile16_i8_epi::<QB, 8>(qt, qstride, &qs, &masks, doc, &c, a, j, &mut qm, dmax);
         j += 8;
     }
     if j + 4 <= nd {
-        sums(j, 4, dsum);
-        tile16_i8_epi::<QB, 4>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
+        let c = sums(j, 4, dsum);
+        tile16_i8_epi::<QB, 4>(qt, qstride, &qs, &masks, doc, &c, a, j, &mut qm, dmax);
         j += 4;
     }
     while j < nd {
-        sums(j, 1, dsum);
-        tile16_i8_epi::<QB, 1>(qt, qstride, &qs, &masks, doc, dsum, a, j, &mut qm, dmax);
+        let c = sums(j, 1, dsum);
+        tile16_i8_epi::<QB, 1>(qt, qstride, &qs, &masks, doc, &c, a, j, &mut qm, dmax);
         j += 1;
     }
     store_qmax16(&qm, qmax);
@@ -811,6 +1003,7 @@ fn i8_avx2(
 pub(crate) fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
         && is_x86_feature_detected!("avx512vnni")
 }
 
@@ -884,12 +1077,31 @@ pub(crate) fn maxsim_f32(
     if wide {
         need(has_avx512(), "AVX-512");
         // SAFETY: the features were checked just above.
-        unsafe { f32_avx512(qt, nq, doc, nd, dim, qmax, dmax) }
+        unsafe { f32_avx512(qt, nq, doc, nd, dim, &mut [], qmax, dmax) }
     } else {
         need(has_avx2(), "AVX2");
         // SAFETY: the features were checked just above.
         unsafe { f32_avx2(qt, nq, doc, nd, dim, qmax, dmax) }
     }
+}
+
+/// The AVX-512 f32 kernel over f16 doc values (`u16` bits), converted one
+/// tile at a time into `buf` (at least `8 * dim`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn maxsim_f16_avx512(
+    qt: &[f32],
+    nq: usize,
+    doc: &[u16],
+    nd: usize,
+    dim: usize,
+    buf: &mut [f32],
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    need(has_avx512(), "AVX-512");
+    assert!(buf.len() >= 8 * dim);
+    // SAFETY: the features were checked just above.
+    unsafe { f32_avx512(qt, nq, doc, nd, dim, buf, qmax, dmax) }
 }
 
 /// The i8 max-sim kernel with VNNI (see `i8_avx512` for the layouts).
