@@ -112,6 +112,7 @@ pub fn cpu_features() -> Vec<(String, bool)> {
             ("f16c", std::is_x86_feature_detected!("f16c")),
             ("avx512f", std::is_x86_feature_detected!("avx512f")),
             ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
+            ("avx512vl", std::is_x86_feature_detected!("avx512vl")),
             ("avx512vnni", std::is_x86_feature_detected!("avx512vnni")),
             ("avxvnni", std::is_x86_feature_detected!("avxvnni")),
         ]

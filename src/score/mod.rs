@@ -8,7 +8,7 @@
 //! of the column maximum ([`Interaction`]); FILIP (both directions and
 //! symmetric) and ColBERT MaxSim are derived from those.
 //!
-//! Kernels ([`Kernel`]) are chosen at run time: AVX-512 (F + BW + VNNI),
+//! Kernels ([`Kernel`]) are chosen at run time: AVX-512 (F + BW + VL + VNNI),
 //! AVX2 + FMA + F16C, or portable Rust. The dispatch and scratch layouts
 //! live here (`x86.rs`); the raw SIMD kernels live behind safe wrappers in
 //! `crate::sys::simd`, with the crate's other `unsafe`.
@@ -18,7 +18,12 @@
 //! * `I8`: doc value = `data * scale`. The query is quantized once per call
 //!   with [`quantize_i8`] (per-token scale `max|x|/127`, round half away from
 //!   zero), the dot product is computed exactly in integers and the
-//!   similarity is `((dot as f32) * q_scale) * d_scale`.
+//!   similarity is `((dot as f32) * q_scale) * d_scale`, except in the
+//!   AVX-512 kernel, which multiplies once by `q_scale * d_scale` (one
+//!   product per query block and doc row): within 1 ulp of the other
+//!   kernels, and `NaN` where that product overflows and `dot == 0`
+//!   (scales above ~1e19, which [`quantize_i8`] of finite unit rows never
+//!   gives).
 
 mod half;
 pub mod pool;
@@ -150,7 +155,7 @@ pub enum Kernel {
     Portable,
     /// x86_64 AVX2 + FMA + F16C (8-lane `f32`, `vpmaddwd` for `i8`).
     Avx2,
-    /// x86_64 AVX-512 F + BW + VNNI (16-lane `f32`, `vpdpbusd` for `i8`),
+    /// x86_64 AVX-512 F + BW + VL + VNNI (16-lane `f32`, `vpdpbusd` for `i8`),
     /// also requires the AVX2 set.
     Avx512,
 }

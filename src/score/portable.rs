@@ -48,7 +48,8 @@ pub(super) fn f32_scores(
     }
 }
 
-/// `i8` variant: sim = `((dot as f32) * qs) * ds`.
+/// `i8` variant: sim = `((dot as f32) * qs) * ds` (the AVX-512 kernel
+/// multiplies by `qs * ds` instead: see the module docs of `score`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn i8_scores(
     q: &[i8],

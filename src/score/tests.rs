@@ -56,7 +56,7 @@ fn related_doc(rng: &mut Rng, query: &[f32], nq: usize, nd: usize, dim: usize) -
 
 const NQS: [usize; 4] = [1, 3, 32, 49];
 const NDS: [usize; 4] = [1, 7, 64, 100];
-const DIMS: [usize; 5] = [16, 32, 33, 128, 384];
+const DIMS: [usize; 6] = [16, 32, 33, 100, 128, 384];
 
 fn check_close(
     what: &str,

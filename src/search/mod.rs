@@ -464,7 +464,12 @@ fn search_unchecked(
         candidates = top_k(candidates, options.k);
     }
     let mut scored: Vec<(DocId, f32, f32)> = Vec::with_capacity(candidates.len());
-    let mut prepared = scratch.maxsim.prepare(&q_tokens, nq, dim.max(1));
+    // Only token scorers prepare the query: a global search leaves the
+    // scratch's cached forms of the last token query in place.
+    let mut prepared = options
+        .scorer
+        .needs_tokens()
+        .then(|| scratch.maxsim.prepare(&q_tokens, nq, dim.max(1)));
     for (doc, global) in candidates {
         let score = match options.scorer {
             Scorer::Global => global,
@@ -486,7 +491,10 @@ fn search_unchecked(
                         motif: wm,
                     } => {
                         let total = wg + wt + wm;
-                        let i = prepared.interact(tokens);
+                        let i = prepared
+                            .as_mut()
+                            .expect("token scorers prepare the query")
+                            .interact(tokens);
                         let motif = if wm > 0.0 {
                             motif_score(snapshot, doc, query, &q_tokens, dim, DEFAULT_EPSILON)?
                         } else {
@@ -495,7 +503,10 @@ fn search_unchecked(
                         (wg * global + wt * i.filip_q2d() + wm * motif) / total
                     }
                     _ => {
-                        let i = prepared.interact(tokens);
+                        let i = prepared
+                            .as_mut()
+                            .expect("token scorers prepare the query")
+                            .interact(tokens);
                         late_score(scorer, &i, global)
                     }
                 }

@@ -171,22 +171,24 @@ fn store_qmax16<const QB: usize>(qm: &[__m512; QB], qmax: &mut [f32]) {
 /// the whole doc first wrote 32 KB per doc and read it back from L2).
 trait TileSrc: Copy {
     /// The values of `src` as f32, in `buf` if they need converting.
-    fn tile<'b>(src: &'b [Self], buf: &'b mut [f32]) -> &'b [f32];
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F + BW + VL (the f16 conversion uses them).
+    unsafe fn tile<'b>(src: &'b [Self], buf: &'b mut [f32]) -> &'b [f32];
 }
 
 impl TileSrc for f32 {
     #[inline(always)]
-    fn tile<'b>(src: &'b [f32], _buf: &'b mut [f32]) -> &'b [f32] {
+    unsafe fn tile<'b>(src: &'b [f32], _buf: &'b mut [f32]) -> &'b [f32] {
         src
     }
 }
 
 impl TileSrc for u16 {
     #[inline(always)]
-    fn tile<'b>(src: &'b [u16], buf: &'b mut [f32]) -> &'b [f32] {
+    unsafe fn tile<'b>(src: &'b [u16], buf: &'b mut [f32]) -> &'b [f32] {
         let out = &mut buf[..src.len()];
-        // SAFETY: `TileSrc` is only used by the AVX-512 f32 kernel, which
-        // runs only after its wrapper checked AVX-512 F + BW + VL.
+        // SAFETY: the caller guarantees AVX-512 F + BW + VL (`TileSrc::tile`).
         unsafe { f16_tile_avx512(src, out) };
         out
     }
@@ -229,19 +231,23 @@ fn group16_f32<const QB: usize, T: TileSrc>(
     while j + 8 <= nd {
         let ahead = (j + 8 * PREFETCH_TILES) * dim;
         let ahead = &doc[ahead.min(doc.len())..(ahead + 8 * dim).min(doc.len())];
-        let rows = T::tile(&doc[j * dim..(j + 8) * dim], buf);
+        // SAFETY: group16_f32 runs only inside f32_avx512, whose wrappers
+        // checked AVX-512 F + BW + VL.
+        let rows = unsafe { T::tile(&doc[j * dim..(j + 8) * dim], buf) };
         let acc = tile16_f32::<QB, 8, T>(qt, qstride, rows, dim, ahead);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 8]);
         j += 8;
     }
     if j + 4 <= nd {
-        let rows = T::tile(&doc[j * dim..(j + 4) * dim], buf);
+        // SAFETY: as above.
+        let rows = unsafe { T::tile(&doc[j * dim..(j + 4) * dim], buf) };
         let acc = tile16_f32::<QB, 4, T>(qt, qstride, rows, dim, &[]);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 4]);
         j += 4;
     }
     while j < nd {
-        let rows = T::tile(&doc[j * dim..(j + 1) * dim], buf);
+        // SAFETY: as above.
+        let rows = unsafe { T::tile(&doc[j * dim..(j + 1) * dim], buf) };
         let acc = tile16_f32::<QB, 1, T>(qt, qstride, rows, dim, &[]);
         epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
         j += 1;
@@ -999,7 +1005,7 @@ fn i8_avx2(
 
 // ------------------------------------------------------- safe wrappers
 
-/// Whether the AVX-512 kernels (F + BW + VNNI) can run.
+/// Whether the AVX-512 kernels (F + BW + VL + VNNI) can run.
 pub(crate) fn has_avx512() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
