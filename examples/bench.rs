@@ -133,8 +133,9 @@ fn maxsim(a: &Args) -> anyhow::Result<()> {
     for r in 0..runs + 3 {
         let t = Instant::now();
         let mut prepared = scratch.prepare(&query, nq, dim);
-        for v in &views {
-            sink += prepared.interact(*v).maxsim();
+        for (i, v) in views.iter().enumerate() {
+            let next = views.get(i + 1).copied().unwrap_or(TokensRef::F32(&[]));
+            sink += prepared.interact_then(*v, next).maxsim();
         }
         if r >= 3 {
             ms.push(t.elapsed().as_secs_f64() * 1000.0);

@@ -124,15 +124,16 @@ fn f32_all_kernels_match_reference() {
 }
 
 /// One prepared query scores a run of docs of every dtype exactly as
-/// separate `interact_with` calls do, on every kernel, and a second
-/// prepare with another query of another shape does not reuse the first.
+/// separate `interact_with` calls do, on every kernel, with or without a
+/// next doc to prefetch, and a second prepare with another query of
+/// another shape does not reuse the first.
 #[test]
 fn a_prepared_query_scores_like_interact() {
     let seed = 0x5eed_9e9a_u64;
     let mut rng = Rng(seed);
     let mut scratch = MaxSimScratch::new();
     let mut plain = MaxSimScratch::new();
-    for (nq, dim) in [(32usize, 128usize), (5, 33)] {
+    for (nq, dim) in [(32usize, 128usize), (5, 33), (49, 100)] {
         let q = random_tokens(&mut rng, nq, dim);
         let docs: Vec<Vec<f32>> = [1usize, 9, 64, 0]
             .iter()
@@ -154,6 +155,13 @@ fn a_prepared_query_scores_like_interact() {
                 ] {
                     let got = prepared.interact(doc);
                     let want = interact_with(k, &q, nq, doc, dim, &mut plain);
+                    // a prefetch hint of another doc (any dtype, or the
+                    // same one) changes nothing
+                    for next in [TokensRef::F32(d), TokensRef::F16(h), doc] {
+                        let hinted = prepared.interact_then(doc, next);
+                        assert_eq!(hinted.q_max_sum.to_bits(), got.q_max_sum.to_bits());
+                        assert_eq!(hinted.d_max_sum.to_bits(), got.d_max_sum.to_bits());
+                    }
                     assert_eq!(
                         (
                             got.q_max_sum.to_bits(),

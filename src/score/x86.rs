@@ -6,12 +6,15 @@ use super::{f16_bits_to_f32, sized, MaxSimScratch, TokensRef};
 use crate::sys::simd::{self, I8Args};
 
 /// Runs the AVX-512 (`wide`) or AVX2 kernel; the query is read through the
-/// scratch's cached forms (`sync_query` ran first).
+/// scratch's cached forms (`sync_query` ran first). The AVX-512 f32 and f16
+/// kernels prefetch the first rows of `next` (the doc scored after this
+/// one, same dtype; empty for none) during their last tiles.
 pub(super) fn run(
     wide: bool,
     nq: usize,
     nd: usize,
     doc: TokensRef<'_>,
+    next: TokensRef<'_>,
     dim: usize,
     s: &mut MaxSimScratch,
 ) {
@@ -22,7 +25,21 @@ pub(super) fn run(
         TokensRef::F16(bits) if wide => {
             s.prep_transposed(lanes);
             let buf = sized(&mut s.doc_f32, 8 * dim);
-            simd::maxsim_f16_avx512(&s.qt16, nq, bits, nd, dim, buf, &mut s.qmax, &mut s.dmax);
+            let next: &[u16] = match next {
+                TokensRef::F16(n) => n,
+                _ => &[],
+            };
+            simd::maxsim_f16_avx512(
+                &s.qt16,
+                nq,
+                bits,
+                next,
+                nd,
+                dim,
+                buf,
+                &mut s.qmax,
+                &mut s.dmax,
+            );
         }
         TokensRef::F32(_) | TokensRef::F16(_) => {
             s.prep_transposed(lanes);
@@ -39,7 +56,11 @@ pub(super) fn run(
                 TokensRef::I8 { .. } => unreachable!(),
             };
             let qt = if wide { &s.qt16 } else { &s.qt8 };
-            simd::maxsim_f32(wide, qt, nq, d, nd, dim, &mut s.qmax, &mut s.dmax);
+            let next: &[f32] = match next {
+                TokensRef::F32(n) => n,
+                _ => &[],
+            };
+            simd::maxsim_f32(wide, qt, nq, d, next, nd, dim, &mut s.qmax, &mut s.dmax);
         }
         TokensRef::I8 { data, scales } => {
             if wide {

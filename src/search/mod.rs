@@ -470,11 +470,17 @@ fn search_unchecked(
         .scorer
         .needs_tokens()
         .then(|| scratch.maxsim.prepare(&q_tokens, nq, dim.max(1)));
-    for (doc, global) in candidates {
+    for (at, &(doc, global)) in candidates.iter().enumerate() {
         let score = match options.scorer {
             Scorer::Global => global,
             scorer => {
                 let tokens = snapshot.tokens(doc)?;
+                // the next candidate's tokens, fetched into cache while
+                // this one is scored (a hint: none when it cannot be read)
+                let next = candidates
+                    .get(at + 1)
+                    .and_then(|&(d, _)| snapshot.tokens(d).ok())
+                    .unwrap_or(score::TokensRef::F32(&[]));
                 if tokens.len_tokens(dim) == 0 {
                     return Err(Error::InvalidInput {
                         item: snapshot.meta(doc)?.id,
@@ -494,7 +500,7 @@ fn search_unchecked(
                         let i = prepared
                             .as_mut()
                             .expect("token scorers prepare the query")
-                            .interact(tokens);
+                            .interact_then(tokens, next);
                         let motif = if wm > 0.0 {
                             motif_score(snapshot, doc, query, &q_tokens, dim, DEFAULT_EPSILON)?
                         } else {
@@ -506,7 +512,7 @@ fn search_unchecked(
                         let i = prepared
                             .as_mut()
                             .expect("token scorers prepare the query")
-                            .interact(tokens);
+                            .interact_then(tokens, next);
                         late_score(scorer, &i, global)
                     }
                 }

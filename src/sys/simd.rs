@@ -218,6 +218,7 @@ fn group16_f32<const QB: usize, T: TileSrc>(
     qstride: usize,
     masks: [u16; QB],
     doc: &[T],
+    next: &[T],
     nd: usize,
     dim: usize,
     buf: &mut [f32],
@@ -227,10 +228,20 @@ fn group16_f32<const QB: usize, T: TileSrc>(
     let mut qm = [_mm512_set1_ps(f32::NEG_INFINITY); QB];
     let doc = &doc[..nd * dim];
     prefetch_range(doc, 8 * dim, 8 * PREFETCH_TILES * dim);
+    // the rows `PREFETCH_TILES` tiles ahead run on into `next` (the doc
+    // scored after this one), so its first tiles are in cache when it starts
+    let window =
+        |s: &[T], at: usize| -> (usize, usize) { (at.min(s.len()), (at + 8 * dim).min(s.len())) };
     let mut j = 0;
     while j + 8 <= nd {
-        let ahead = (j + 8 * PREFETCH_TILES) * dim;
-        let ahead = &doc[ahead.min(doc.len())..(ahead + 8 * dim).min(doc.len())];
+        let at = (j + 8 * PREFETCH_TILES) * dim;
+        let ahead = if at < doc.len() {
+            let (a, b) = window(doc, at);
+            &doc[a..b]
+        } else {
+            let (a, b) = window(next, at - doc.len());
+            &next[a..b]
+        };
         // SAFETY: group16_f32 runs only inside f32_avx512, whose wrappers
         // checked AVX-512 F + BW + VL.
         let rows = unsafe { T::tile(&doc[j * dim..(j + 8) * dim], buf) };
@@ -256,15 +267,18 @@ fn group16_f32<const QB: usize, T: TileSrc>(
 }
 
 /// f32 kernel over f32 or f16 (`u16` bits) doc values. `qt`: query
-/// transposed `[ceil(nq/16)][dim][16]` (zero padded); `buf`: scratch of at
-/// least `8 * dim` (f16 tiles); writes `qmax[..ceil(nq/16)*16]` (lanes >= nq
-/// are garbage) and `dmax[..nd]`.
+/// transposed `[ceil(nq/16)][dim][16]` (zero padded); `next`: the doc scored
+/// next (may be empty), whose first rows are prefetched while the last
+/// tiles of `doc` are computed; `buf`: scratch of at least `8 * dim` (f16
+/// tiles); writes `qmax[..ceil(nq/16)*16]` (lanes >= nq are garbage) and
+/// `dmax[..nd]`.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn f32_avx512<T: TileSrc>(
     qt: &[f32],
     nq: usize,
     doc: &[T],
+    next: &[T],
     nd: usize,
     dim: usize,
     buf: &mut [f32],
@@ -278,6 +292,9 @@ fn f32_avx512<T: TileSrc>(
     dmax[..nd].fill(f32::NEG_INFINITY);
     let mut b = 0;
     while b < nqb {
+        // a group before the last one is followed by the next group's pass
+        // over this same doc
+        let then = |width: usize| if b + width >= nqb { next } else { doc };
         if nqb - b >= 2 {
             let masks = [mask16(nq, b), mask16(nq, b + 1)];
             group16_f32::<2, T>(
@@ -285,6 +302,7 @@ fn f32_avx512<T: TileSrc>(
                 qs,
                 masks,
                 doc,
+                then(2),
                 nd,
                 dim,
                 buf,
@@ -298,6 +316,7 @@ fn f32_avx512<T: TileSrc>(
                 qs,
                 [mask16(nq, b)],
                 doc,
+                then(1),
                 nd,
                 dim,
                 buf,
@@ -1075,6 +1094,7 @@ pub(crate) fn maxsim_f32(
     qt: &[f32],
     nq: usize,
     doc: &[f32],
+    next: &[f32],
     nd: usize,
     dim: usize,
     qmax: &mut [f32],
@@ -1083,7 +1103,7 @@ pub(crate) fn maxsim_f32(
     if wide {
         need(has_avx512(), "AVX-512");
         // SAFETY: the features were checked just above.
-        unsafe { f32_avx512(qt, nq, doc, nd, dim, &mut [], qmax, dmax) }
+        unsafe { f32_avx512(qt, nq, doc, next, nd, dim, &mut [], qmax, dmax) }
     } else {
         need(has_avx2(), "AVX2");
         // SAFETY: the features were checked just above.
@@ -1098,6 +1118,7 @@ pub(crate) fn maxsim_f16_avx512(
     qt: &[f32],
     nq: usize,
     doc: &[u16],
+    next: &[u16],
     nd: usize,
     dim: usize,
     buf: &mut [f32],
@@ -1107,7 +1128,7 @@ pub(crate) fn maxsim_f16_avx512(
     need(has_avx512(), "AVX-512");
     assert!(buf.len() >= 8 * dim);
     // SAFETY: the features were checked just above.
-    unsafe { f32_avx512(qt, nq, doc, nd, dim, buf, qmax, dmax) }
+    unsafe { f32_avx512(qt, nq, doc, next, nd, dim, buf, qmax, dmax) }
 }
 
 /// The i8 max-sim kernel with VNNI (see `i8_avx512` for the layouts).
