@@ -476,11 +476,14 @@ fn search_unchecked(
             scorer => {
                 let tokens = snapshot.tokens(doc)?;
                 // the next candidate's tokens, fetched into cache while
-                // this one is scored (a hint: none when it cannot be read)
-                let next = candidates
-                    .get(at + 1)
-                    .and_then(|&(d, _)| snapshot.tokens(d).ok())
-                    .unwrap_or(score::TokensRef::F32(&[]));
+                // this one is scored (a hint: none when it cannot be read);
+                // looked up only by the scorers that run the kernel
+                let next = || {
+                    candidates
+                        .get(at + 1)
+                        .and_then(|&(d, _)| snapshot.tokens(d).ok())
+                        .unwrap_or(score::TokensRef::F32(&[]))
+                };
                 if tokens.len_tokens(dim) == 0 {
                     return Err(Error::InvalidInput {
                         item: snapshot.meta(doc)?.id,
@@ -500,7 +503,7 @@ fn search_unchecked(
                         let i = prepared
                             .as_mut()
                             .expect("token scorers prepare the query")
-                            .interact_then(tokens, next);
+                            .interact_then(tokens, next());
                         let motif = if wm > 0.0 {
                             motif_score(snapshot, doc, query, &q_tokens, dim, DEFAULT_EPSILON)?
                         } else {
@@ -512,7 +515,7 @@ fn search_unchecked(
                         let i = prepared
                             .as_mut()
                             .expect("token scorers prepare the query")
-                            .interact_then(tokens, next);
+                            .interact_then(tokens, next());
                         late_score(scorer, &i, global)
                     }
                 }

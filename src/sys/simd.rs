@@ -328,34 +328,41 @@ fn f32_avx512<T: TileSrc>(
     }
 }
 
+/// `vpsadbw` partial sums of one i8 row, biased: eight u64 lanes that add
+/// up to `sum(d + 128)` over the row (`d ^ 0x80 = d + 128` as u8).
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+fn row_sad_i8_avx512(row: &[i8]) -> __m512i {
+    let bias = _mm512_set1_epi8(i8::MIN);
+    let zero = _mm512_setzero_si512();
+    let len = row.len();
+    let mut acc = zero;
+    let mut k = 0;
+    while k + 64 <= len {
+        // SAFETY: k + 64 <= row.len().
+        let v = unsafe { _mm512_loadu_si512(row.as_ptr().add(k).cast()) };
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(v, bias), zero));
+        k += 64;
+    }
+    let rem = len - k;
+    if rem != 0 {
+        let tail_mask: u64 = (1u64 << rem) - 1;
+        // SAFETY: the masked load only touches the `rem` bytes k .. len, all
+        // inside `row`; masked-off bytes are not accessed (and cannot fault).
+        let v = unsafe { _mm512_maskz_loadu_epi8(tail_mask, row.as_ptr().add(k)) };
+        let x = _mm512_maskz_mov_epi8(tail_mask, _mm512_xor_si512(v, bias));
+        acc = _mm512_add_epi64(acc, _mm512_sad_epu8(x, zero));
+    }
+    acc
+}
+
 /// Per-row sums of `out.len()` i8 rows of `dim` values (AVX-512BW
 /// `vpsadbw` on `d ^ 0x80 = d + 128`, then minus `128 * dim`).
 #[target_feature(enable = "avx512f,avx512bw")]
 fn row_sums_i8_avx512(data: &[i8], dim: usize, out: &mut [i32]) {
     assert!(data.len() >= out.len() * dim);
-    let bias = _mm512_set1_epi8(i8::MIN);
-    let zero = _mm512_setzero_si512();
-    let rem = dim % 64;
-    let tail_mask: u64 = if rem == 0 { 0 } else { (1u64 << rem) - 1 };
-    for (r, o) in out.iter_mut().enumerate() {
-        let base = r * dim;
-        let mut acc = _mm512_setzero_si512();
-        let mut k = 0;
-        while k + 64 <= dim {
-            // SAFETY: base + k + 64 <= (r + 1) * dim <= data.len().
-            let v = unsafe { _mm512_loadu_si512(data.as_ptr().add(base + k).cast()) };
-            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(_mm512_xor_si512(v, bias), zero));
-            k += 64;
-        }
-        if rem != 0 {
-            // SAFETY: the masked load only touches the `rem` bytes
-            // base + k .. base + dim, all inside `data`; masked-off bytes
-            // are not accessed (and cannot fault).
-            let v = unsafe { _mm512_maskz_loadu_epi8(tail_mask, data.as_ptr().add(base + k)) };
-            let x = _mm512_maskz_mov_epi8(tail_mask, _mm512_xor_si512(v, bias));
-            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(x, zero));
-        }
-        *o = (_mm512_reduce_add_epi64(acc) - 128 * dim as i64) as i32;
+    for (o, row) in out.iter_mut().zip(data.chunks_exact(dim)) {
+        *o = (_mm512_reduce_add_epi64(row_sad_i8_avx512(row)) - 128 * dim as i64) as i32;
     }
 }
 
@@ -366,29 +373,8 @@ fn row_sums_i8_avx512(data: &[i8], dim: usize, out: &mut [i32]) {
 #[inline]
 fn row_sums8_i8_avx512(rows: &[i8], stride: usize) -> __m256i {
     assert!(rows.len() >= 8 * stride);
-    let bias = _mm512_set1_epi8(i8::MIN);
-    let zero = _mm512_setzero_si512();
-    let rem = stride % 64;
-    let tail_mask: u64 = if rem == 0 { 0 } else { (1u64 << rem) - 1 };
-    let mut s = [zero; 8];
-    for (r, acc) in s.iter_mut().enumerate() {
-        let base = r * stride;
-        let mut k = 0;
-        while k + 64 <= stride {
-            // SAFETY: base + k + 64 <= (r + 1) * stride <= rows.len().
-            let v = unsafe { _mm512_loadu_si512(rows.as_ptr().add(base + k).cast()) };
-            *acc = _mm512_add_epi64(*acc, _mm512_sad_epu8(_mm512_xor_si512(v, bias), zero));
-            k += 64;
-        }
-        if rem != 0 {
-            // SAFETY: the masked load only touches the `rem` bytes
-            // base + k .. base + stride, all inside `rows`; masked-off bytes
-            // are not accessed (and cannot fault).
-            let v = unsafe { _mm512_maskz_loadu_epi8(tail_mask, rows.as_ptr().add(base + k)) };
-            let x = _mm512_maskz_mov_epi8(tail_mask, _mm512_xor_si512(v, bias));
-            *acc = _mm512_add_epi64(*acc, _mm512_sad_epu8(x, zero));
-        }
-    }
+    let s: [__m512i; 8] =
+        core::array::from_fn(|r| row_sad_i8_avx512(&rows[r * stride..(r + 1) * stride]));
     // rows (a, b) -> [a's 4 partials | b's 4 partials]
     let pair = |a: __m512i, b: __m512i| {
         _mm512_add_epi64(
