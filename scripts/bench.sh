@@ -215,7 +215,7 @@ print(json.dumps({"name": "machine", "impl": "-", "run_id": run, "rep": 0,
     "cpu": lscpu.get("Model name", platform.processor()), "cores": os.cpu_count(),
     "threads_per_core": lscpu.get("Thread(s) per core"), "ram_gib": round(mem_kb / 2**20, 1),
     "kernel": platform.release(), "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
-    "simd": [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_fp16", "neon") if f in flags],
+    "simd": [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "neon") if f in flags],
     "git": sh("git rev-parse --short HEAD") + (" (dirty)" if sh("git status --porcelain --untracked-files=no") else ""),
     "rustc": sh("rustc --version"), "python": platform.python_version(),
     "command": "scripts/bench.sh " + args, "repeat": int(rep), "ann_repeat": int(ann_rep), "e2e_repeat": int(e2e_rep), "storage_repeat": int(storage_rep), "quick": quick == "1", "threads": int(threads),
@@ -261,12 +261,12 @@ for ((rep = 1; rep <= MAX_REP; rep++)); do
   if want maxsim && (( rep <= REPEAT )); then
     step "maxsim (rep $rep/$REPEAT)"
     MS=(--docs 1000 --nd 64 --nq 32 --dim 128 --runs "$MAXSIM_RUNS")
-    # the per-core limit, measured in the same repetition: a tiny FMA (and VNNI) loop on one core
+    # the per-core limit, measured in the same repetition: a tiny FMA (and VNNI, bf16) loop on one core
     cc -O3 -march=native -o "$BENCH_DIR/fma_peak" bench/fma_peak.c \
       && record peak fma-loop "$rep" taskset -c 0 "$BENCH_DIR/fma_peak"
     # and the same kernels with the tokens in cache (16 docs, 1 MB at f32, scored 1000 times):
     # what the kernel does without waiting for memory (report.py's limit lines)
-    w() { for dt in f32 f16 i8; do
+    w() { for dt in f32 f16 bf16 i8; do
             weft maxsim "$rep" maxsim "${MS[@]}" --dtype "$dt"
             weft maxsim "$rep" maxsim --docs 16 --nd 64 --nq 32 --dim 128 --runs 1000 --dtype "$dt"
           done; }

@@ -114,6 +114,7 @@ pub fn cpu_features() -> Vec<(String, bool)> {
             ("avx512bw", std::is_x86_feature_detected!("avx512bw")),
             ("avx512vl", std::is_x86_feature_detected!("avx512vl")),
             ("avx512vnni", std::is_x86_feature_detected!("avx512vnni")),
+            ("avx512bf16", std::is_x86_feature_detected!("avx512bf16")),
             ("avxvnni", std::is_x86_feature_detected!("avxvnni")),
         ]
         .into_iter()

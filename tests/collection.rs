@@ -59,7 +59,12 @@ fn config() -> CollectionConfig {
 
 #[test]
 fn committed_items_survive_reopen_with_every_dtype() {
-    for dtype in [TokenDtype::F32, TokenDtype::F16, TokenDtype::I8] {
+    for dtype in [
+        TokenDtype::F32,
+        TokenDtype::F16,
+        TokenDtype::Bf16,
+        TokenDtype::I8,
+    ] {
         let dir = tempdir(&format!("dtype-{dtype:?}"));
         {
             let c = Collection::create(&dir, config().with_token_dtype(dtype)).unwrap();
@@ -95,6 +100,7 @@ fn committed_items_survive_reopen_with_every_dtype() {
             let bound = match dtype {
                 TokenDtype::F32 => 0.0,
                 TokenDtype::F16 => 1e-3,
+                TokenDtype::Bf16 => 4e-3,
                 TokenDtype::I8 => 0.5 / 127.0 + 1e-6,
             };
             for (a, b) in tokens.iter().zip(&want) {

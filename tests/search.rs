@@ -81,7 +81,7 @@ fn query(rng: &mut Rng, topic: &[f32]) -> Query {
 #[test]
 fn ann_plus_rerank_recovers_the_exhaustive_late_interaction_top_10() {
     let seed = 77;
-    for dtype in [TokenDtype::F32, TokenDtype::I8] {
+    for dtype in [TokenDtype::F32, TokenDtype::Bf16, TokenDtype::I8] {
         let (c, topics) = build(&format!("rerank-{dtype:?}"), 6000, seed, dtype);
         let snap = c.snapshot();
         let mut rng = Rng(seed ^ 9);

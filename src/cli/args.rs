@@ -237,7 +237,7 @@ pub(crate) struct IndexArgs {
     /// Bundle of a new collection (name or folder).
     #[arg(long, default_value = "starter-vl")]
     pub(crate) bundle: String,
-    /// Token dtype of a new collection: f32, f16, i8.
+    /// Token dtype of a new collection: f32, f16, bf16, i8.
     #[arg(long, default_value = "f16")]
     pub(crate) dtype: String,
     /// HNSW M of a new collection.

@@ -1,4 +1,5 @@
-//! IEEE 754 binary16 <-> binary32 conversions (no dependencies).
+//! IEEE 754 binary16 <-> binary32 and bfloat16 <-> binary32 conversions
+//! (no dependencies).
 //!
 //! Both functions are bit-exact with the x86 F16C instructions
 //! (`vcvtps2ph` with round-to-nearest-even, `vcvtph2ps`), including
@@ -70,4 +71,22 @@ pub fn f16_bits_to_f32(h: u16) -> f32 {
         sign | ((exp + 112) << 23) | (man << 13)
     };
     f32::from_bits(bits)
+}
+
+/// Converts an `f32` to bfloat16 bits (the upper half of the `f32`),
+/// rounding to nearest with ties to even, as `vcvtneps2bf16` does for
+/// normal numbers. Overflow gives +-inf, NaN stays NaN (quiet).
+pub fn f32_to_bf16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    if x.is_nan() {
+        return ((b >> 16) as u16) | 0x0040;
+    }
+    let round = 0x7fff + ((b >> 16) & 1);
+    (b.wrapping_add(round) >> 16) as u16
+}
+
+/// Converts bfloat16 bits to `f32` (exact: the bits are the upper half).
+#[inline]
+pub fn bf16_bits_to_f32(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
 }

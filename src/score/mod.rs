@@ -15,6 +15,11 @@
 //!
 //! Value semantics (shared by every kernel and by [`interact_reference`]):
 //! * `F16`: each half is converted exactly to `f32` ([`f16_bits_to_f32`]).
+//! * `Bf16`: each bfloat16 is converted exactly to `f32`
+//!   ([`bf16_bits_to_f32`]) and the query is rounded to bfloat16 once per
+//!   call ([`f32_to_bf16_bits`]), so every product is exact in `f32`; sums
+//!   are `f32`. The AVX-512 BF16 kernel (`vdpbf16ps`, two products per
+//!   lane and instruction) treats bfloat16 values below `2^-126` as zero.
 //! * `I8`: doc value = `data * scale`. The query is quantized once per call
 //!   with [`quantize_i8`] (per-token scale `max|x|/127`, round half away from
 //!   zero), the dot product is computed exactly in integers and the
@@ -61,7 +66,7 @@ pub(crate) fn quantize_vector(x: &[f32], out: &mut [i8]) -> f32 {
     quantize_row(x, out)
 }
 
-pub use half::{f16_bits_to_f32, f32_to_f16_bits};
+pub use half::{bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
 
 /// [`f32_to_f16_bits`] over a slice (`dst.len()` values), with F16C where
 /// the CPU has it: the same bits, 8 at a time. Panics unless the slices
@@ -86,6 +91,8 @@ pub enum TokensRef<'a> {
     F32(&'a [f32]),
     /// IEEE 754 half-precision bit patterns, `nd * dim` of them.
     F16(&'a [u16]),
+    /// bfloat16 bit patterns (the upper half of an `f32`), `nd * dim` of them.
+    Bf16(&'a [u16]),
     /// Symmetric per-token `i8` quantization: value = `data * scale`.
     I8 {
         /// Quantized values, `nd * dim` of them.
@@ -102,6 +109,7 @@ impl TokensRef<'_> {
         match self {
             TokensRef::F32(v) => v.to_vec(),
             TokensRef::F16(v) => v.iter().map(|b| f16_bits_to_f32(*b)).collect(),
+            TokensRef::Bf16(v) => v.iter().map(|b| bf16_bits_to_f32(*b)).collect(),
             TokensRef::I8 { data, scales } => {
                 let dim = data.len() / scales.len().max(1);
                 data.iter()
@@ -120,7 +128,7 @@ impl TokensRef<'_> {
         }
         match self {
             TokensRef::F32(v) => v.len() / dim,
-            TokensRef::F16(v) => v.len() / dim,
+            TokensRef::F16(v) | TokensRef::Bf16(v) => v.len() / dim,
             TokensRef::I8 { data, .. } => data.len() / dim,
         }
     }
@@ -129,7 +137,7 @@ impl TokensRef<'_> {
     fn validate(&self, dim: usize) -> usize {
         let (len, nd) = match self {
             TokensRef::F32(v) => (v.len(), v.len() / dim),
-            TokensRef::F16(v) => (v.len(), v.len() / dim),
+            TokensRef::F16(v) | TokensRef::Bf16(v) => (v.len(), v.len() / dim),
             TokensRef::I8 { data, scales } => {
                 assert_eq!(
                     scales.len(),
@@ -280,6 +288,9 @@ const PREP_T8: u8 = 2;
 const PREP_Q8: u8 = 4;
 const PREP_VNNI: u8 = 8;
 const PREP_MADD: u8 = 16;
+const PREP_BF16: u8 = 32;
+const PREP_BF16_T8: u8 = 64;
+const PREP_BF16_PAIRS: u8 = 128;
 
 /// Reusable buffers for [`interact`]; after warm-up the hot path does not
 /// allocate. Derived forms of the query (transposed/quantized) are cached
@@ -306,6 +317,13 @@ pub struct MaxSimScratch {
     /// `vpmaddwd` layout `[nq/8][dim/2][8][2]` (i16), padded scales.
     pub(crate) qt_i16: Vec<i16>,
     pub(crate) qs8: Vec<f32>,
+    /// The query rounded to bfloat16 (as `f32` values), `[nq][dim]`.
+    pub(crate) q_bf16: Vec<f32>,
+    /// That query transposed to `[nq/8][dim][8]` (the AVX2 bf16 path).
+    pub(crate) qt8_bf16: Vec<f32>,
+    /// `vdpbf16ps` layout `[nq/16][dim/2][16]`: one `u32` per query row
+    /// and dimension pair, the even dimension's bfloat16 in the low half.
+    pub(crate) qt_bf16: Vec<u32>,
     /// Per-call document conversions.
     pub(crate) doc_f32: Vec<f32>,
     pub(crate) doc_i8: Vec<i8>,
@@ -319,6 +337,28 @@ pub struct MaxSimScratch {
 /// and took 60% of the non-kernel time of an i8 MaxSim call at 32 x 128).
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     bytemuck::cast_slice::<f32, u8>(a) == bytemuck::cast_slice::<f32, u8>(b)
+}
+
+/// `src` (rows of `dim`) transposed into `out` as `[rows/lanes][dim][lanes]`
+/// (zero padded).
+fn transpose(src: &[f32], dim: usize, lanes: usize, out: &mut Vec<f32>) {
+    let nq = src.len() / dim;
+    out.clear();
+    out.resize(nq.div_ceil(lanes) * dim * lanes, 0.0);
+    for (i, row) in src.chunks_exact(dim).enumerate() {
+        let (b, l) = (i / lanes, i % lanes);
+        for (k, &v) in row.iter().enumerate() {
+            out[(b * dim + k) * lanes + l] = v;
+        }
+    }
+}
+
+/// bfloat16 bits to `f32` over a slice (`dst.len()` values; a shift the
+/// compiler vectorises).
+pub(crate) fn bf16s_to_f32(src: &[u16], dst: &mut [f32]) {
+    for (o, &h) in dst.iter_mut().zip(src) {
+        *o = bf16_bits_to_f32(h);
+    }
 }
 
 /// Resizes `v` to exactly `n` elements without shrinking its capacity.
@@ -354,21 +394,57 @@ impl MaxSimScratch {
         if self.prepared & flag != 0 {
             return;
         }
-        let (nq, dim) = (self.key_nq, self.key_dim);
         let out = if lanes == 16 {
             &mut self.qt16
         } else {
             &mut self.qt8
         };
-        out.clear();
-        out.resize(nq.div_ceil(lanes) * dim * lanes, 0.0);
+        transpose(&self.key, self.key_dim, lanes, out);
+        self.prepared |= flag;
+    }
+
+    /// The query rounded to bfloat16 (`q_bf16`), the `Bf16` value semantics.
+    pub(crate) fn prep_bf16(&mut self) {
+        if self.prepared & PREP_BF16 != 0 {
+            return;
+        }
+        self.q_bf16.clear();
+        self.q_bf16.extend(
+            self.key
+                .iter()
+                .map(|&x| bf16_bits_to_f32(f32_to_bf16_bits(x))),
+        );
+        self.prepared |= PREP_BF16;
+    }
+
+    /// `q_bf16` transposed for the AVX2 f32 kernel (`qt8_bf16`).
+    pub(crate) fn prep_bf16_transposed(&mut self) {
+        if self.prepared & PREP_BF16_T8 != 0 {
+            return;
+        }
+        self.prep_bf16();
+        transpose(&self.q_bf16, self.key_dim, 8, &mut self.qt8_bf16);
+        self.prepared |= PREP_BF16_T8;
+    }
+
+    /// `q_bf16` in the `vdpbf16ps` layout (`qt_bf16`).
+    pub(crate) fn prep_bf16_pairs(&mut self) {
+        if self.prepared & PREP_BF16_PAIRS != 0 {
+            return;
+        }
+        let (nq, dim) = (self.key_nq, self.key_dim);
+        let (nqb, dim2) = (nq.div_ceil(16), dim.div_ceil(2));
+        self.qt_bf16.clear();
+        self.qt_bf16.resize(nqb * dim2 * 16, 0);
         for (i, row) in self.key.chunks_exact(dim).enumerate() {
-            let (b, l) = (i / lanes, i % lanes);
+            let (b, l) = (i / 16, i % 16);
             for (k, &v) in row.iter().enumerate() {
-                out[(b * dim + k) * lanes + l] = v;
+                // padding (an odd dim's last high half, rows >= nq) stays 0
+                let half = u32::from(f32_to_bf16_bits(v)) << (16 * (k % 2));
+                self.qt_bf16[(b * dim2 + k / 2) * 16 + l] |= half;
             }
         }
-        self.prepared |= flag;
+        self.prepared |= PREP_BF16_PAIRS;
     }
 
     pub(crate) fn prep_quantized(&mut self) {
@@ -552,6 +628,11 @@ fn run_portable(nq: usize, nd: usize, doc: TokensRef<'_>, dim: usize, s: &mut Ma
             }
             portable::f32_scores(&s.key, nq, &s.doc_f32, nd, dim, &mut s.qmax, &mut s.dmax);
         }
+        TokensRef::Bf16(bits) => {
+            s.prep_bf16();
+            bf16s_to_f32(bits, sized(&mut s.doc_f32, nd * dim));
+            portable::f32_scores(&s.q_bf16, nq, &s.doc_f32, nd, dim, &mut s.qmax, &mut s.dmax);
+        }
         TokensRef::I8 { data, scales } => {
             s.prep_quantized();
             portable::i8_scores(
@@ -638,6 +719,21 @@ fn reference_sims(query: &[f32], nq: usize, doc: TokensRef<'_>, dim: usize) -> (
                         .iter()
                         .zip(r)
                         .map(|(&a, &b)| f64::from(a) * f64::from(f16_bits_to_f32(b)))
+                        .sum();
+                }
+            }
+        }
+        TokensRef::Bf16(bits) => {
+            let qr: Vec<f32> = query
+                .iter()
+                .map(|&x| bf16_bits_to_f32(f32_to_bf16_bits(x)))
+                .collect();
+            for (i, q) in qr.chunks_exact(dim).enumerate() {
+                for (j, r) in bits.chunks_exact(dim).enumerate() {
+                    sims[i * nd + j] = q
+                        .iter()
+                        .zip(r)
+                        .map(|(&a, &b)| f64::from(a) * f64::from(bf16_bits_to_f32(b)))
                         .sum();
                 }
             }

@@ -143,21 +143,33 @@ fn a_prepared_query_scores_like_interact() {
             .iter()
             .map(|d| d.iter().map(|&v| f32_to_f16_bits(v)).collect())
             .collect();
+        let bfloats: Vec<Vec<u16>> = docs
+            .iter()
+            .map(|d| d.iter().map(|&v| f32_to_bf16_bits(v)).collect())
+            .collect();
         let quantized: Vec<(Vec<i8>, Vec<f32>)> =
             docs.iter().map(|d| quantize_i8(d, dim)).collect();
         for k in Kernel::available() {
             let mut prepared = scratch.prepare_with(k, &q, nq, dim);
-            for ((d, h), (data, scales)) in docs.iter().zip(&halves).zip(&quantized) {
+            for (((d, h), b), (data, scales)) in
+                docs.iter().zip(&halves).zip(&bfloats).zip(&quantized)
+            {
                 for doc in [
                     TokensRef::F32(d),
                     TokensRef::F16(h),
+                    TokensRef::Bf16(b),
                     TokensRef::I8 { data, scales },
                 ] {
                     let got = prepared.interact(doc);
                     let want = interact_with(k, &q, nq, doc, dim, &mut plain);
                     // a prefetch hint of another doc (any dtype, or the
                     // same one) changes nothing
-                    for next in [TokensRef::F32(d), TokensRef::F16(h), doc] {
+                    for next in [
+                        TokensRef::F32(d),
+                        TokensRef::F16(h),
+                        TokensRef::Bf16(b),
+                        doc,
+                    ] {
                         let hinted = prepared.interact_then(doc, next);
                         assert_eq!(hinted.q_max_sum.to_bits(), got.q_max_sum.to_bits());
                         assert_eq!(hinted.d_max_sum.to_bits(), got.d_max_sum.to_bits());
@@ -215,6 +227,70 @@ fn f16_all_kernels_match_reference_and_f32_bound() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn bf16_all_kernels_match_reference_and_f32_bound() {
+    let seed = 0x5eed_bf16_u64;
+    let mut rng = Rng(seed);
+    let mut scratch = MaxSimScratch::new();
+    for &dim in &DIMS {
+        for &nq in &NQS {
+            let q = random_tokens(&mut rng, nq, dim);
+            for &nd in &NDS {
+                let d = related_doc(&mut rng, &q, nq, nd, dim);
+                let b: Vec<u16> = d.iter().map(|&v| f32_to_bf16_bits(v)).collect();
+                let want = interact_reference(&q, nq, TokensRef::Bf16(&b), dim);
+                let exact = interact_reference(&q, nq, TokensRef::F32(&d), dim);
+                // bfloat16 rounding of both sides: |x - b(x)| <= 2^-8 |x|, so
+                // per pair |Δsim| <= (2 * 2^-8 + 2^-16) |q||d| for unit rows
+                let bound = 2.0 * 2f32.powi(-8) + 2f32.powi(-16) + 1e-5;
+                check_close(
+                    "bf16 vs f32 exact",
+                    Kernel::Portable,
+                    &want,
+                    &exact,
+                    bound,
+                    seed,
+                );
+                for k in Kernel::available() {
+                    let got = interact_with(k, &q, nq, TokensRef::Bf16(&b), dim, &mut scratch);
+                    check_close("bf16", k, &got, &want, 1e-5, seed);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bf16_conversion_rounds_to_nearest_even() {
+    for x in [
+        0.0f32,
+        -0.0,
+        1.0,
+        -2.5,
+        2f32.powi(100),
+        -(2f32.powi(-100)),
+        f32::INFINITY,
+        f32::MIN_POSITIVE,
+    ] {
+        assert_eq!(f32_to_bf16_bits(x), (x.to_bits() >> 16) as u16, "{x}");
+        assert_eq!(bf16_bits_to_f32(f32_to_bf16_bits(x)).to_bits(), x.to_bits());
+    }
+    // ties go to the even neighbour, above a tie rounds up
+    assert_eq!(f32_to_bf16_bits(f32::from_bits(0x3f80_8000)), 0x3f80);
+    assert_eq!(f32_to_bf16_bits(f32::from_bits(0x3f81_8000)), 0x3f82);
+    assert_eq!(f32_to_bf16_bits(f32::from_bits(0x3f80_8001)), 0x3f81);
+    // the largest finite f32 rounds to infinity; NaN stays a (quiet) NaN
+    assert_eq!(f32_to_bf16_bits(f32::MAX), 0x7f80);
+    assert!(bf16_bits_to_f32(f32_to_bf16_bits(f32::NAN)).is_nan());
+    assert!(bf16_bits_to_f32(f32_to_bf16_bits(f32::from_bits(0x7f80_0001))).is_nan());
+    let mut rng = Rng(0xbf);
+    for _ in 0..10_000 {
+        let x = rng.unit() * 3.0;
+        let r = bf16_bits_to_f32(f32_to_bf16_bits(x));
+        assert!((r - x).abs() <= x.abs() * 2f32.powi(-8), "{x} -> {r}");
     }
 }
 

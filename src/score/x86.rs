@@ -53,7 +53,7 @@ pub(super) fn run(
                     }
                     &s.doc_f32
                 }
-                TokensRef::I8 { .. } => unreachable!(),
+                TokensRef::I8 { .. } | TokensRef::Bf16(_) => unreachable!(),
             };
             let qt = if wide { &s.qt16 } else { &s.qt8 };
             let next: &[f32] = match next {
@@ -61,6 +61,40 @@ pub(super) fn run(
                 _ => &[],
             };
             simd::maxsim_f32(wide, qt, nq, d, next, nd, dim, &mut s.qmax, &mut s.dmax);
+        }
+        TokensRef::Bf16(bits) if wide && simd::has_avx512_bf16() => {
+            s.prep_bf16_pairs();
+            let next: &[u16] = match next {
+                TokensRef::Bf16(n) => n,
+                _ => &[],
+            };
+            simd::maxsim_bf16_avx512(
+                &s.qt_bf16,
+                nq,
+                bits,
+                next,
+                nd,
+                dim,
+                &mut s.qmax,
+                &mut s.dmax,
+            );
+        }
+        TokensRef::Bf16(bits) => {
+            // AVX2, or AVX-512 without BF16: the f32 kernel over the doc
+            // widened to f32 and the query rounded to bfloat16
+            s.prep_bf16_transposed();
+            super::bf16s_to_f32(bits, sized(&mut s.doc_f32, nd * dim));
+            simd::maxsim_f32(
+                false,
+                &s.qt8_bf16,
+                nq,
+                &s.doc_f32,
+                &[],
+                nd,
+                dim,
+                &mut s.qmax,
+                &mut s.dmax,
+            );
         }
         TokensRef::I8 { data, scales } => {
             if wide {

@@ -228,20 +228,11 @@ fn group16_f32<const QB: usize, T: TileSrc>(
     let mut qm = [_mm512_set1_ps(f32::NEG_INFINITY); QB];
     let doc = &doc[..nd * dim];
     prefetch_range(doc, 8 * dim, 8 * PREFETCH_TILES * dim);
-    // the rows `PREFETCH_TILES` tiles ahead run on into `next` (the doc
-    // scored after this one), so its first tiles are in cache when it starts
-    let window =
-        |s: &[T], at: usize| -> (usize, usize) { (at.min(s.len()), (at + 8 * dim).min(s.len())) };
     let mut j = 0;
     while j + 8 <= nd {
-        let at = (j + 8 * PREFETCH_TILES) * dim;
-        let ahead = if at < doc.len() {
-            let (a, b) = window(doc, at);
-            &doc[a..b]
-        } else {
-            let (a, b) = window(next, at - doc.len());
-            &next[a..b]
-        };
+        // the rows `PREFETCH_TILES` tiles ahead run on into `next` (the doc
+        // scored after this one), so its first tiles are in cache when it starts
+        let ahead = ahead_rows(doc, next, (j + 8 * PREFETCH_TILES) * dim, dim);
         // SAFETY: group16_f32 runs only inside f32_avx512, whose wrappers
         // checked AVX-512 F + BW + VL.
         let rows = unsafe { T::tile(&doc[j * dim..(j + 8) * dim], buf) };
@@ -323,6 +314,159 @@ fn f32_avx512<T: TileSrc>(
                 &mut qmax[b * 16..],
                 dmax,
             );
+            b += 1;
+        }
+    }
+}
+
+/// A `__m512i` as 32 bfloat16 values, the operand type of `vdpbf16ps`.
+#[inline(always)]
+fn as_bh(v: __m512i) -> __m512bh {
+    // SAFETY: both are plain 64-byte vectors, every bit pattern valid for both.
+    unsafe { core::mem::transmute::<__m512i, __m512bh>(v) }
+}
+
+/// Accumulators of a `QB x DB` bfloat16 tile over the full dimension: a
+/// query register holds one dimension pair of 16 query rows (`qt`), the
+/// doc row's same pair is broadcast, and `vdpbf16ps` adds both products
+/// (twice the multiply-adds of an f32 FMA per instruction).
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+fn tile16_bf16<const QB: usize, const DB: usize>(
+    qt: &[u32],
+    qstride: usize,
+    doc: &[u16],
+    dim: usize,
+    ahead: &[u16],
+) -> [[__m512; QB]; DB] {
+    let (pairs, dim2) = (dim / 2, dim.div_ceil(2));
+    assert!((QB - 1) * qstride + dim2 * 16 <= qt.len());
+    assert!(DB * dim <= doc.len());
+    let (qp, dp) = (qt.as_ptr(), doc.as_ptr());
+    let mut acc = [[_mm512_setzero_ps(); QB]; DB];
+    let load = |k: usize| {
+        let mut qv = [_mm512_setzero_si512(); QB];
+        for (b, v) in qv.iter_mut().enumerate() {
+            // SAFETY: b*qstride + k*16 + 16 <= (QB-1)*qstride + dim2*16 <= qt.len().
+            *v = unsafe { _mm512_loadu_si512(qp.add(b * qstride + k * 16).cast()) };
+        }
+        qv
+    };
+    for k in 0..pairs {
+        // one line (32 values) of the rows `PREFETCH_TILES` ahead per step
+        prefetch_at(ahead, k * 32);
+        let qv = load(k);
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r*dim + 2k + 1 < (r+1)*dim <= doc.len(): two values
+            // read as one unaligned i32 (the even dimension in the low half).
+            let pair = unsafe { dp.add(r * dim + 2 * k).cast::<i32>().read_unaligned() };
+            let dv = as_bh(_mm512_set1_epi32(pair));
+            for (a, q) in row.iter_mut().zip(&qv) {
+                *a = _mm512_dpbf16_ps(*a, as_bh(*q), dv);
+            }
+        }
+    }
+    if pairs < dim2 {
+        // an odd dim's last value alone (the query's high halves are 0)
+        let qv = load(pairs);
+        for (r, row) in acc.iter_mut().enumerate() {
+            // SAFETY: r*dim + dim - 1 < DB*dim <= doc.len().
+            let last = i32::from(unsafe { *dp.add(r * dim + dim - 1) });
+            let dv = as_bh(_mm512_set1_epi32(last));
+            for (a, q) in row.iter_mut().zip(&qv) {
+                *a = _mm512_dpbf16_ps(*a, as_bh(*q), dv);
+            }
+        }
+    }
+    acc
+}
+
+/// The doc rows `at..at + 8` (in values, clamped) of `doc`, run on into
+/// `next` past the end of `doc`: what the kernels prefetch
+/// `PREFETCH_TILES` tiles ahead.
+#[inline(always)]
+fn ahead_rows<'a, T>(doc: &'a [T], next: &'a [T], at: usize, dim: usize) -> &'a [T] {
+    let (s, at) = if at < doc.len() {
+        (doc, at)
+    } else {
+        (next, at - doc.len())
+    };
+    &s[at.min(s.len())..(at + 8 * dim).min(s.len())]
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[inline]
+fn group16_bf16<const QB: usize>(
+    qt: &[u32],
+    qstride: usize,
+    masks: [u16; QB],
+    doc: &[u16],
+    next: &[u16],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let mut qm = [_mm512_set1_ps(f32::NEG_INFINITY); QB];
+    let doc = &doc[..nd * dim];
+    prefetch_range(doc, 8 * dim, 8 * PREFETCH_TILES * dim);
+    let mut j = 0;
+    while j + 8 <= nd {
+        let ahead = ahead_rows(doc, next, (j + 8 * PREFETCH_TILES) * dim, dim);
+        let rows = &doc[j * dim..(j + 8) * dim];
+        let acc = tile16_bf16::<QB, 8>(qt, qstride, rows, dim, ahead);
+        epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 8]);
+        j += 8;
+    }
+    if j + 4 <= nd {
+        let acc = tile16_bf16::<QB, 4>(qt, qstride, &doc[j * dim..(j + 4) * dim], dim, &[]);
+        epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 4]);
+        j += 4;
+    }
+    while j < nd {
+        let acc = tile16_bf16::<QB, 1>(qt, qstride, &doc[j * dim..(j + 1) * dim], dim, &[]);
+        epi16(&acc, &masks, &mut qm, &mut dmax[j..j + 1]);
+        j += 1;
+    }
+    store_qmax16(&qm, qmax);
+}
+
+/// bfloat16 kernel (`vdpbf16ps`). `qt`: `[ceil(nq/16)][ceil(dim/2)][16]`
+/// dimension pairs of the query rounded to bfloat16 (zero padded); `next`:
+/// the doc scored next (may be empty), prefetched during the last tiles;
+/// writes `qmax[..ceil(nq/16)*16]` (lanes >= nq are garbage) and
+/// `dmax[..nd]`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn bf16_avx512(
+    qt: &[u32],
+    nq: usize,
+    doc: &[u16],
+    next: &[u16],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    let nqb = nq.div_ceil(16);
+    let qs = dim.div_ceil(2) * 16;
+    assert!(qt.len() >= nqb * qs && doc.len() >= nd * dim);
+    assert!(qmax.len() >= nqb * 16 && dmax.len() >= nd);
+    dmax[..nd].fill(f32::NEG_INFINITY);
+    let mut b = 0;
+    while b < nqb {
+        // a group before the last one is followed by the next group's pass
+        // over this same doc
+        let then = |width: usize| if b + width >= nqb { next } else { doc };
+        if nqb - b >= 2 {
+            let masks = [mask16(nq, b), mask16(nq, b + 1)];
+            let (qt, qmax) = (&qt[b * qs..], &mut qmax[b * 16..]);
+            group16_bf16::<2>(qt, qs, masks, doc, then(2), nd, dim, qmax, dmax);
+            b += 2;
+        } else {
+            let (qt, qmax) = (&qt[b * qs..], &mut qmax[b * 16..]);
+            group16_bf16::<1>(qt, qs, [mask16(nq, b)], doc, then(1), nd, dim, qmax, dmax);
             b += 1;
         }
     }
@@ -1018,6 +1162,11 @@ pub(crate) fn has_avx512() -> bool {
         && is_x86_feature_detected!("avx512vnni")
 }
 
+/// Whether the AVX-512 bfloat16 kernel can run (the AVX-512 set and BF16).
+pub(crate) fn has_avx512_bf16() -> bool {
+    has_avx512() && is_x86_feature_detected!("avx512bf16")
+}
+
 /// Whether the AVX2 kernels (AVX2 + FMA + F16C) can run.
 pub(crate) fn has_avx2() -> bool {
     is_x86_feature_detected!("avx2")
@@ -1115,6 +1264,24 @@ pub(crate) fn maxsim_f16_avx512(
     assert!(buf.len() >= 8 * dim);
     // SAFETY: the features were checked just above.
     unsafe { f32_avx512(qt, nq, doc, next, nd, dim, buf, qmax, dmax) }
+}
+
+/// The bfloat16 max-sim kernel (`vdpbf16ps`; see `bf16_avx512` for the
+/// layout of `qt`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn maxsim_bf16_avx512(
+    qt: &[u32],
+    nq: usize,
+    doc: &[u16],
+    next: &[u16],
+    nd: usize,
+    dim: usize,
+    qmax: &mut [f32],
+    dmax: &mut [f32],
+) {
+    need(has_avx512_bf16(), "AVX-512 BF16");
+    // SAFETY: the features were checked just above.
+    unsafe { bf16_avx512(qt, nq, doc, next, nd, dim, qmax, dmax) }
 }
 
 /// The i8 max-sim kernel with VNNI (see `i8_avx512` for the layouts).

@@ -316,7 +316,7 @@ impl Snapshot {
                 let block = s.tokens(l)?;
                 let bytes: Vec<u8> = match block {
                     TokensRef::F32(v) => bytemuck::cast_slice(v).to_vec(),
-                    TokensRef::F16(v) => bytemuck::cast_slice(v).to_vec(),
+                    TokensRef::F16(v) | TokensRef::Bf16(v) => bytemuck::cast_slice(v).to_vec(),
                     TokensRef::I8 { data, scales } => {
                         let mut b: Vec<u8> = bytemuck::cast_slice(scales).to_vec();
                         b.extend_from_slice(bytemuck::cast_slice(data));
