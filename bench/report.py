@@ -592,6 +592,13 @@ def sec_goals(r: Run) -> list[str]:
                     "of tokens from memory and the rest "
                     + ("the kernel itself, which converts each 8-row tile of halves to f32 for the f32 FMA kernel "
                        "(the bf16 row stores the same 2 bytes per value)" if dt == "f16" else "the kernel itself"))
+            lim += {
+                "f32": ("; one core streams those bytes in ~1.3 ms (23-25 GB/s, a C loop of 512-bit loads, by hand "
+                        "on 2026-12-03), so the wait is latency the prefetch does not hide, not bandwidth"),
+                "i8": ("; by hand on 2026-12-03 a C model of the tile loop alone (`vpdpbusd` fed by 2 query loads and "
+                       "8 broadcasts per 16 products, no epilogue, in cache) ran at ~80% of the VNNI limit, and the "
+                       "row sums that the u8 query's correction needs cost ~0.08 ms per 1,000 docs"),
+            }.get(dt, "")
         if goal is None:  # bf16: no goal of its own, shown beside f16 (same size)
             row(f"MaxSim 32 × 1000 × 64 × 128, {dt} (query rounded to bf16 too), 1 core, ms", fmt(ms) if ms else NM,
                 f"numpy f32 {fmt(base)}" if base else "–", "– (f16's ≤ 6.0 at the same size)",
