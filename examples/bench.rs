@@ -2,7 +2,7 @@
 //! with the same schema as the Python baselines in `bench/` (`"impl": "weft"`).
 //!
 //! ```text
-//! bench maxsim  --docs 1000 --nd 64 --nq 32 --dim 128 --dtype f32|f16|i8 --runs 25
+//! bench maxsim  --docs 1000 --nd 64 --nq 32 --dim 128 --dtype f32|f16|bf16|i8 --runs 25
 //! bench ann     --data F --queries F --truth F --dim D --k 10 --m 16 --ef-construction 200 --ef 16,32,64 [--threads T]
 //! bench encode  --bundle DIR --images DIR --threads N --repeat R [--device cpu|cuda|cuda:N]
 //! bench storage --items N --dim D --tokens T

@@ -1,10 +1,12 @@
 //! IEEE 754 binary16 <-> binary32 and bfloat16 <-> binary32 conversions
 //! (no dependencies).
 //!
-//! Both functions are bit-exact with the x86 F16C instructions
+//! The two half functions are bit-exact with the x86 F16C instructions
 //! (`vcvtps2ph` with round-to-nearest-even, `vcvtph2ps`), including
 //! subnormals, infinities and NaN quieting; the test suite checks this
 //! exhaustively for `f16 -> f32` and on random bit patterns for `f32 -> f16`.
+//! The bfloat16 rounding matches `vcvtneps2bf16` for normal numbers (that
+//! instruction flushes subnormals to zero; this rounds them).
 
 /// Converts an `f32` to IEEE half-precision bits, rounding to nearest with
 /// ties to even. Overflow gives +-inf, tiny values flush through the half

@@ -1,8 +1,8 @@
 //! Late-interaction scoring (FILIP / ColBERT MaxSim) and token pooling.
 //!
 //! A query is a row-major `f32` matrix `Q [nq x dim]`, a document a token
-//! matrix `D [nd x dim]` stored as `f32`, IEEE half bits or symmetric
-//! per-token `i8` ([`TokensRef`]). Rows are expected to be L2-normalised.
+//! matrix `D [nd x dim]` stored as `f32`, IEEE half bits, bfloat16 bits or
+//! symmetric per-token `i8` ([`TokensRef`]). Rows are expected to be L2-normalised.
 //! [`interact`] computes, in one pass over the similarity blocks `Q·Dᵀ`,
 //! both the sum over query rows of the row maximum and the sum over doc rows
 //! of the column maximum ([`Interaction`]); FILIP (both directions and
@@ -163,8 +163,9 @@ pub enum Kernel {
     Portable,
     /// x86_64 AVX2 + FMA + F16C (8-lane `f32`, `vpmaddwd` for `i8`).
     Avx2,
-    /// x86_64 AVX-512 F + BW + VL + VNNI (16-lane `f32`, `vpdpbusd` for `i8`),
-    /// also requires the AVX2 set.
+    /// x86_64 AVX-512 F + BW + VL + VNNI (16-lane `f32`, `vpdpbusd` for `i8`,
+    /// and `vdpbf16ps` for `bf16` where the CPU also has AVX-512 BF16), also
+    /// requires the AVX2 set.
     Avx512,
 }
 
@@ -283,14 +284,15 @@ impl Interaction {
 }
 
 // Bits of `MaxSimScratch::prepared`: which derived query forms are valid.
-const PREP_T16: u8 = 1;
-const PREP_T8: u8 = 2;
-const PREP_Q8: u8 = 4;
-const PREP_VNNI: u8 = 8;
-const PREP_MADD: u8 = 16;
-const PREP_BF16: u8 = 32;
-const PREP_BF16_T8: u8 = 64;
-const PREP_BF16_PAIRS: u8 = 128;
+const PREP_T16: u16 = 1;
+const PREP_T8: u16 = 2;
+const PREP_Q8: u16 = 4;
+const PREP_VNNI: u16 = 8;
+const PREP_MADD: u16 = 16;
+const PREP_BF16: u16 = 32;
+const PREP_BF16_T8: u16 = 64;
+const PREP_BF16_PAIRS: u16 = 128;
+const PREP_BF16_T16: u16 = 256;
 
 /// Reusable buffers for [`interact`]; after warm-up the hot path does not
 /// allocate. Derived forms of the query (transposed/quantized) are cached
@@ -301,7 +303,7 @@ pub struct MaxSimScratch {
     pub(crate) key: Vec<f32>,
     pub(crate) key_nq: usize,
     pub(crate) key_dim: usize,
-    pub(crate) prepared: u8,
+    pub(crate) prepared: u16,
     pub(crate) qmax: Vec<f32>,
     pub(crate) dmax: Vec<f32>,
     /// Query transposed to `[nq/16][dim][16]`.
@@ -319,7 +321,9 @@ pub struct MaxSimScratch {
     pub(crate) qs8: Vec<f32>,
     /// The query rounded to bfloat16 (as `f32` values), `[nq][dim]`.
     pub(crate) q_bf16: Vec<f32>,
-    /// That query transposed to `[nq/8][dim][8]` (the AVX2 bf16 path).
+    /// That query transposed to `[nq/16][dim][16]` and `[nq/8][dim][8]`
+    /// (the f32 kernels' bf16 path on CPUs without AVX-512 BF16).
+    pub(crate) qt16_bf16: Vec<f32>,
     pub(crate) qt8_bf16: Vec<f32>,
     /// `vdpbf16ps` layout `[nq/16][dim/2][16]`: one `u32` per query row
     /// and dimension pair, the even dimension's bfloat16 in the low half.
@@ -417,14 +421,24 @@ impl MaxSimScratch {
         self.prepared |= PREP_BF16;
     }
 
-    /// `q_bf16` transposed for the AVX2 f32 kernel (`qt8_bf16`).
-    pub(crate) fn prep_bf16_transposed(&mut self) {
-        if self.prepared & PREP_BF16_T8 != 0 {
+    /// `q_bf16` transposed for the f32 kernel of `lanes` (16 or 8) lanes.
+    pub(crate) fn prep_bf16_transposed(&mut self, lanes: usize) {
+        let flag = if lanes == 16 {
+            PREP_BF16_T16
+        } else {
+            PREP_BF16_T8
+        };
+        if self.prepared & flag != 0 {
             return;
         }
         self.prep_bf16();
-        transpose(&self.q_bf16, self.key_dim, 8, &mut self.qt8_bf16);
-        self.prepared |= PREP_BF16_T8;
+        let out = if lanes == 16 {
+            &mut self.qt16_bf16
+        } else {
+            &mut self.qt8_bf16
+        };
+        transpose(&self.q_bf16, self.key_dim, lanes, out);
+        self.prepared |= flag;
     }
 
     /// `q_bf16` in the `vdpbf16ps` layout (`qt_bf16`).
@@ -596,7 +610,8 @@ impl PreparedQuery<'_> {
     /// Like [`PreparedQuery::interact`], and while the last rows of `doc`
     /// are scored the first rows of `next` (the doc this query scores next)
     /// are fetched into cache, so the next call does not start by waiting
-    /// for memory (AVX-512 kernels, f32 and f16 tokens; a hint elsewhere).
+    /// for memory (AVX-512 kernels, f32, f16 and bf16 tokens; a hint
+    /// elsewhere).
     pub fn interact_then(&mut self, doc: TokensRef<'_>, next: TokensRef<'_>) -> Interaction {
         let (nq, dim) = (self.s.key_nq, self.s.key_dim);
         let nd = doc.validate(dim);

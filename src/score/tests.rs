@@ -235,7 +235,8 @@ fn bf16_all_kernels_match_reference_and_f32_bound() {
     let seed = 0x5eed_bf16_u64;
     let mut rng = Rng(seed);
     let mut scratch = MaxSimScratch::new();
-    for &dim in &DIMS {
+    // dims 1-3: no full pair, one pair, a pair and the odd tail
+    for &dim in DIMS.iter().chain(&[1, 2, 3]) {
         for &nq in &NQS {
             let q = random_tokens(&mut rng, nq, dim);
             for &nd in &NDS {
@@ -260,6 +261,42 @@ fn bf16_all_kernels_match_reference_and_f32_bound() {
                 }
             }
         }
+    }
+}
+
+/// The AVX-512 f32 kernel over widened bf16 docs, which CPUs with AVX-512
+/// but without BF16 run (this CPU may have BF16, so it is called directly).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn bf16_on_avx512_without_bf16_matches_reference() {
+    if !Kernel::Avx512.is_supported() {
+        eprintln!("no AVX-512: skipped (the AVX2 arm runs the same code, 8 lanes)");
+        return;
+    }
+    let mut rng = Rng(0x5eed_bf17);
+    let mut s = MaxSimScratch::new();
+    for (nq, nd, dim) in [
+        (1usize, 1usize, 16usize),
+        (32, 64, 128),
+        (49, 7, 33),
+        (3, 100, 100),
+    ] {
+        let q = random_tokens(&mut rng, nq, dim);
+        let d = related_doc(&mut rng, &q, nq, nd, dim);
+        let b: Vec<u16> = d.iter().map(|&v| f32_to_bf16_bits(v)).collect();
+        let want = interact_reference(&q, nq, TokensRef::Bf16(&b), dim);
+        let _ = s.prepare_with(Kernel::Avx512, &q, nq, dim);
+        sized(&mut s.qmax, nq.div_ceil(16) * 16);
+        sized(&mut s.dmax, nd);
+        super::x86::bf16_widened(true, nq, nd, &b, dim, &mut s);
+        check_close(
+            "bf16 widened",
+            Kernel::Avx512,
+            &s.result(nq, nd),
+            &want,
+            1e-5,
+            0,
+        );
     }
 }
 

@@ -1,13 +1,13 @@
 //! x86 dispatch of the max-sim kernels: prepares the scratch layouts the
-//! kernels read (transposed f32, VNNI u8, madd i16) and calls the safe
+//! kernels read (transposed f32, VNNI u8, madd i16, bfloat16 pairs) and calls the safe
 //! wrappers of `crate::sys::simd`.
 
 use super::{f16_bits_to_f32, sized, MaxSimScratch, TokensRef};
 use crate::sys::simd::{self, I8Args};
 
 /// Runs the AVX-512 (`wide`) or AVX2 kernel; the query is read through the
-/// scratch's cached forms (`sync_query` ran first). The AVX-512 f32 and f16
-/// kernels prefetch the first rows of `next` (the doc scored after this
+/// scratch's cached forms (`sync_query` ran first). The AVX-512 f32, f16
+/// and bf16 kernels prefetch the first rows of `next` (the doc scored after this
 /// one, same dtype; empty for none) during their last tiles.
 pub(super) fn run(
     wide: bool,
@@ -79,23 +79,7 @@ pub(super) fn run(
                 &mut s.dmax,
             );
         }
-        TokensRef::Bf16(bits) => {
-            // AVX2, or AVX-512 without BF16: the f32 kernel over the doc
-            // widened to f32 and the query rounded to bfloat16
-            s.prep_bf16_transposed();
-            super::bf16s_to_f32(bits, sized(&mut s.doc_f32, nd * dim));
-            simd::maxsim_f32(
-                false,
-                &s.qt8_bf16,
-                nq,
-                &s.doc_f32,
-                &[],
-                nd,
-                dim,
-                &mut s.qmax,
-                &mut s.dmax,
-            );
-        }
+        TokensRef::Bf16(bits) => bf16_widened(wide, nq, nd, bits, dim, s),
         TokensRef::I8 { data, scales } => {
             if wide {
                 s.prep_vnni();
@@ -157,4 +141,33 @@ pub(super) fn run(
             }
         }
     }
+}
+
+/// bfloat16 docs without AVX-512 BF16 (AVX2, or AVX-512 F without BF16):
+/// the f32 kernel of `wide` over the doc widened to f32 and the query
+/// rounded to bfloat16. `s.qmax` holds at least `ceil(nq/16)*16` (`wide`)
+/// or `ceil(nq/8)*8` values, `s.dmax` `nd`.
+pub(super) fn bf16_widened(
+    wide: bool,
+    nq: usize,
+    nd: usize,
+    bits: &[u16],
+    dim: usize,
+    s: &mut MaxSimScratch,
+) {
+    let lanes = if wide { 16 } else { 8 };
+    s.prep_bf16_transposed(lanes);
+    super::bf16s_to_f32(bits, sized(&mut s.doc_f32, nd * dim));
+    let qt = if wide { &s.qt16_bf16 } else { &s.qt8_bf16 };
+    simd::maxsim_f32(
+        wide,
+        qt,
+        nq,
+        &s.doc_f32,
+        &[],
+        nd,
+        dim,
+        &mut s.qmax,
+        &mut s.dmax,
+    );
 }
