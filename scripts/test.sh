@@ -41,5 +41,14 @@ fi
 cargo test --all-targets --all-features --locked
 cargo test --doc --all-features --locked
 
+step "motif parity: models/chem_motifs.py (the motifs training groups) against weft::chem::motifs"
+cargo build --example dump_motifs --all-features --locked
+parity="$(mktemp -d)"
+.weft/venv/bin/python models/check_motif_parity.py --self-test
+.weft/venv/bin/python models/check_motif_parity.py --write-smiles 1000 "$parity/smiles.txt" --with-test-smiles --with-mutants 500
+target/debug/examples/dump_motifs "$parity/smiles.txt" > "$parity/rust.jsonl"
+.weft/venv/bin/python models/check_motif_parity.py --smiles "$parity/smiles.txt" --rust-json "$parity/rust.jsonl"
+rm -rf "$parity"
+
 step "bindings: C ABI (header, threads, example, valgrind) and the Python wheel (pytest)"
 scripts/bindings.sh
