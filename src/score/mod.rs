@@ -394,17 +394,7 @@ impl MaxSimScratch {
     }
 
     pub(crate) fn prep_transposed(&mut self, lanes: usize) {
-        let flag = if lanes == 16 { PREP_T16 } else { PREP_T8 };
-        if self.prepared & flag != 0 {
-            return;
-        }
-        let out = if lanes == 16 {
-            &mut self.qt16
-        } else {
-            &mut self.qt8
-        };
-        transpose(&self.key, self.key_dim, lanes, out);
-        self.prepared |= flag;
+        self.prep_transposed_of(false, lanes);
     }
 
     /// The query rounded to bfloat16 (`q_bf16`), the `Bf16` value semantics.
@@ -423,38 +413,41 @@ impl MaxSimScratch {
 
     /// `q_bf16` transposed for the f32 kernel of `lanes` (16 or 8) lanes.
     pub(crate) fn prep_bf16_transposed(&mut self, lanes: usize) {
-        let flag = if lanes == 16 {
-            PREP_BF16_T16
-        } else {
-            PREP_BF16_T8
-        };
-        if self.prepared & flag != 0 {
-            return;
-        }
         self.prep_bf16();
-        let out = if lanes == 16 {
-            &mut self.qt16_bf16
-        } else {
-            &mut self.qt8_bf16
-        };
-        transpose(&self.q_bf16, self.key_dim, lanes, out);
-        self.prepared |= flag;
+        self.prep_transposed_of(true, lanes);
     }
 
-    /// `q_bf16` in the `vdpbf16ps` layout (`qt_bf16`).
+    /// The query (`bf16`: its bfloat16 rounding, prepared first) transposed
+    /// to `[nq/lanes][dim][lanes]` for the f32 kernel of `lanes` lanes.
+    fn prep_transposed_of(&mut self, bf16: bool, lanes: usize) {
+        let (flag, src, out) = match (bf16, lanes == 16) {
+            (false, true) => (PREP_T16, &self.key, &mut self.qt16),
+            (false, false) => (PREP_T8, &self.key, &mut self.qt8),
+            (true, true) => (PREP_BF16_T16, &self.q_bf16, &mut self.qt16_bf16),
+            (true, false) => (PREP_BF16_T8, &self.q_bf16, &mut self.qt8_bf16),
+        };
+        if self.prepared & flag == 0 {
+            transpose(src, self.key_dim, lanes, out);
+            self.prepared |= flag;
+        }
+    }
+
+    /// `q_bf16` in the `vdpbf16ps` layout (`qt_bf16`): the bits of each
+    /// rounded value are the upper half of its `f32`.
     pub(crate) fn prep_bf16_pairs(&mut self) {
         if self.prepared & PREP_BF16_PAIRS != 0 {
             return;
         }
+        self.prep_bf16();
         let (nq, dim) = (self.key_nq, self.key_dim);
         let (nqb, dim2) = (nq.div_ceil(16), dim.div_ceil(2));
         self.qt_bf16.clear();
         self.qt_bf16.resize(nqb * dim2 * 16, 0);
-        for (i, row) in self.key.chunks_exact(dim).enumerate() {
+        for (i, row) in self.q_bf16.chunks_exact(dim).enumerate() {
             let (b, l) = (i / 16, i % 16);
             for (k, &v) in row.iter().enumerate() {
                 // padding (an odd dim's last high half, rows >= nq) stays 0
-                let half = u32::from(f32_to_bf16_bits(v)) << (16 * (k % 2));
+                let half = (v.to_bits() >> 16) << (16 * (k % 2));
                 self.qt_bf16[(b * dim2 + k / 2) * 16 + l] |= half;
             }
         }

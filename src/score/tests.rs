@@ -195,35 +195,32 @@ fn a_prepared_query_scores_like_interact() {
     }
 }
 
-#[test]
-fn f16_all_kernels_match_reference_and_f32_bound() {
-    let seed = 0x5eed_f160_u64;
+/// Every kernel against the scalar reference for 16-bit docs (`to_bits`
+/// of each value, viewed with `view`), and the reference within `bound`
+/// of the exact f32 one, over `dims` x NQS x NDS.
+fn halves_match_reference_and_f32_bound(
+    name: &str,
+    seed: u64,
+    dims: &[usize],
+    to_bits: fn(f32) -> u16,
+    view: fn(&[u16]) -> TokensRef<'_>,
+    bound: f32,
+) {
     let mut rng = Rng(seed);
     let mut scratch = MaxSimScratch::new();
-    for &dim in &DIMS {
+    for &dim in dims {
         for &nq in &NQS {
             let q = random_tokens(&mut rng, nq, dim);
             for &nd in &NDS {
                 let d = related_doc(&mut rng, &q, nq, nd, dim);
-                let h: Vec<u16> = d.iter().map(|&v| f32_to_f16_bits(v)).collect();
-                let want = interact_reference(&q, nq, TokensRef::F16(&h), dim);
+                let h: Vec<u16> = d.iter().map(|&v| to_bits(v)).collect();
+                let want = interact_reference(&q, nq, view(&h), dim);
                 let exact = interact_reference(&q, nq, TokensRef::F32(&d), dim);
-                // Half rounding: |d - h(d)| <= 2^-11 |d| (normal range; the
-                // subnormal absolute error 2^-25 is covered by the 1e-5), so
-                // per pair |Δsim| <= 2^-11 Σ|q_k d_k| <= 2^-11 |q||d| = 2^-11,
-                // and means of maxima inherit the per-pair bound.
-                let bound = 2f32.powi(-11) + 1e-5;
-                check_close(
-                    "f16 vs f32 exact",
-                    Kernel::Portable,
-                    &want,
-                    &exact,
-                    bound,
-                    seed,
-                );
+                let what = format!("{name} vs f32 exact");
+                check_close(&what, Kernel::Portable, &want, &exact, bound, seed);
                 for k in Kernel::available() {
-                    let got = interact_with(k, &q, nq, TokensRef::F16(&h), dim, &mut scratch);
-                    check_close("f16", k, &got, &want, 1e-5, seed);
+                    let got = interact_with(k, &q, nq, view(&h), dim, &mut scratch);
+                    check_close(name, k, &got, &want, 1e-5, seed);
                 }
             }
         }
@@ -231,37 +228,37 @@ fn f16_all_kernels_match_reference_and_f32_bound() {
 }
 
 #[test]
+fn f16_all_kernels_match_reference_and_f32_bound() {
+    // Half rounding: |d - h(d)| <= 2^-11 |d| (normal range; the subnormal
+    // absolute error 2^-25 is covered by the 1e-5), so per pair
+    // |Δsim| <= 2^-11 Σ|q_k d_k| <= 2^-11 |q||d| = 2^-11, and means of
+    // maxima inherit the per-pair bound.
+    let bound = 2f32.powi(-11) + 1e-5;
+    halves_match_reference_and_f32_bound(
+        "f16",
+        0x5eed_f160,
+        &DIMS,
+        f32_to_f16_bits,
+        |h| TokensRef::F16(h),
+        bound,
+    );
+}
+
+#[test]
 fn bf16_all_kernels_match_reference_and_f32_bound() {
-    let seed = 0x5eed_bf16_u64;
-    let mut rng = Rng(seed);
-    let mut scratch = MaxSimScratch::new();
+    // bfloat16 rounding of both sides: |x - b(x)| <= 2^-8 |x|, so per pair
+    // |Δsim| <= (2 * 2^-8 + 2^-16) |q||d| for unit rows
+    let bound = 2.0 * 2f32.powi(-8) + 2f32.powi(-16) + 1e-5;
     // dims 1-3: no full pair, one pair, a pair and the odd tail
-    for &dim in DIMS.iter().chain(&[1, 2, 3]) {
-        for &nq in &NQS {
-            let q = random_tokens(&mut rng, nq, dim);
-            for &nd in &NDS {
-                let d = related_doc(&mut rng, &q, nq, nd, dim);
-                let b: Vec<u16> = d.iter().map(|&v| f32_to_bf16_bits(v)).collect();
-                let want = interact_reference(&q, nq, TokensRef::Bf16(&b), dim);
-                let exact = interact_reference(&q, nq, TokensRef::F32(&d), dim);
-                // bfloat16 rounding of both sides: |x - b(x)| <= 2^-8 |x|, so
-                // per pair |Δsim| <= (2 * 2^-8 + 2^-16) |q||d| for unit rows
-                let bound = 2.0 * 2f32.powi(-8) + 2f32.powi(-16) + 1e-5;
-                check_close(
-                    "bf16 vs f32 exact",
-                    Kernel::Portable,
-                    &want,
-                    &exact,
-                    bound,
-                    seed,
-                );
-                for k in Kernel::available() {
-                    let got = interact_with(k, &q, nq, TokensRef::Bf16(&b), dim, &mut scratch);
-                    check_close("bf16", k, &got, &want, 1e-5, seed);
-                }
-            }
-        }
-    }
+    let dims: Vec<usize> = DIMS.iter().copied().chain([1, 2, 3]).collect();
+    halves_match_reference_and_f32_bound(
+        "bf16",
+        0x5eed_bf16,
+        &dims,
+        f32_to_bf16_bits,
+        |h| TokensRef::Bf16(h),
+        bound,
+    );
 }
 
 /// The AVX-512 f32 kernel over widened bf16 docs, which CPUs with AVX-512
