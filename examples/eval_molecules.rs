@@ -2,8 +2,13 @@
 //! bundle (`models/build.sh` writes `.weft/data/molecules/test.tsv`):
 //! Hits@1, Hits@10 and MRR for global, token FILIP, motif OT and
 //! multi-grained scoring, next to the random baseline, as a markdown table.
+//! The multi-grained rows are the fixed 0.6/0.2/0.2 blend and, when
+//! `.weft/data/molecules/train_summary.json` has them, the weights that
+//! `models/build_mol.py` picked on the validation split.
 //!
-//! `cargo run --release --example eval_molecules [-- --limit N]`
+//! `cargo run --release --example eval_molecules [-- --limit N] [--split val]`
+//! (`--split val` scores the validation split instead: for checking the
+//! numpy replica of the scorers, never for reporting).
 
 use std::path::PathBuf;
 
@@ -23,8 +28,23 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX);
+    let split = args
+        .iter()
+        .position(|a| a == "--split")
+        .and_then(|i| args.get(i + 1))
+        .map_or("test", String::as_str);
+    anyhow::ensure!(
+        split == "test" || split == "val",
+        "--split is test or val, not {split}"
+    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let test = std::fs::read_to_string(root.join(".weft/data/molecules/test.tsv"))?;
+    let data = root.join(".weft/data/molecules");
+    let test = std::fs::read_to_string(data.join(format!("{split}.tsv")))?;
+    // the multi-grained weights build_mol.py picked on the validation split
+    let val_weights: Option<[f32; 3]> = std::fs::read_to_string(data.join("train_summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| serde_json::from_value(v["multi_weights_val"].clone()).ok());
     let mut rows: Vec<(String, String)> = Vec::new();
     for line in test.lines().skip(1) {
         let f: Vec<&str> = line.split('\t').collect();
@@ -76,7 +96,7 @@ fn main() -> anyhow::Result<()> {
     }
     mol_coll.commit()?;
     text_coll.commit()?;
-    let scorers = [
+    let mut scorers = vec![
         ("global (molecule-level)", Scorer::Global),
         ("token FILIP", Scorer::Filip(Direction::QueryToItem)),
         (
@@ -94,6 +114,18 @@ fn main() -> anyhow::Result<()> {
             },
         ),
     ];
+    let val_label;
+    if let Some([g, t, m]) = val_weights {
+        val_label = format!("multi-grained {g}/{t}/{m} (weights picked on val)");
+        scorers.push((
+            val_label.as_str(),
+            Scorer::MultiGrained {
+                global: g,
+                token: t,
+                motif: m,
+            },
+        ));
+    }
     let harmonic: f64 = (1..=n).map(|k| 1.0 / k as f64).sum();
     println!("| scoring | text->mol Hits@1 | Hits@10 | MRR | mol->text Hits@1 | Hits@10 | MRR |");
     println!("|---|---|---|---|---|---|---|");
@@ -136,7 +168,9 @@ fn main() -> anyhow::Result<()> {
         );
         eprintln!("{label}: {:.1}s", t.elapsed().as_secs_f64());
     }
-    println!("\nN = {n} held-out molecules (split by InChIKey skeleton), names as text; exhaustive scoring.");
+    println!(
+        "\nN = {n} {split} molecules (split by InChIKey skeleton), names as text; exhaustive scoring."
+    );
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }

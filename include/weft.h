@@ -257,7 +257,7 @@ weft_status weft_collection_len(const weft_collection *collection,
 // `WEFT_SMILES` or `WEFT_ID` (the stored item's own vectors; it is left
 // out of the hits). `scorer` (NULL: global) is `global`, `filip`,
 // `filip-reverse`, `filip-symmetric`, `maxsim`, `hybrid[:W]`, `motif` or
-// `multi`; `filter_json` (may be NULL) is a payload filter such as
+// `multi[:G,T,M]`; `filter_json` (may be NULL) is a payload filter such as
 // `{"year": {"gte": 2020}}`. Free `*out` with `weft_results_free`.
 // Thread-safe.
 //

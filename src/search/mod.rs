@@ -83,13 +83,15 @@ impl Scorer {
 impl std::str::FromStr for Scorer {
     type Err = Error;
 
-    /// `global`, `filip`, `filip-reverse`, `filip-symmetric`, `maxsim`, `hybrid` or `hybrid:W`.
+    /// `global`, `filip`, `filip-reverse`, `filip-symmetric`, `maxsim`, `hybrid` or `hybrid:W`,
+    /// `motif`, `multi` (0.6/0.2/0.2) or `multi:G,T,M` (global, token and motif weights, each
+    /// >= 0 and not all 0).
     fn from_str(s: &str) -> Result<Self> {
         let bad = || {
             Error::InvalidConfig {
             name: "scorer".into(),
             reason: format!(
-                "`{s}` is not one of global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:weight], motif, multi"
+                "`{s}` is not one of global, filip, filip-reverse, filip-symmetric, maxsim, hybrid[:weight], motif, multi[:global,token,motif]"
             ),
         }
         };
@@ -108,6 +110,24 @@ impl std::str::FromStr for Scorer {
                 token: 0.2,
                 motif: 0.2,
             },
+            other if other.starts_with("multi:") => {
+                let w: Vec<f32> = other["multi:".len()..]
+                    .split(',')
+                    .map(|v| v.trim().parse::<f32>())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|_| bad())?;
+                let ok = w.len() == 3
+                    && w.iter().all(|v| v.is_finite() && *v >= 0.0)
+                    && w.iter().any(|v| *v > 0.0);
+                if !ok {
+                    return Err(bad());
+                }
+                Scorer::MultiGrained {
+                    global: w[0],
+                    token: w[1],
+                    motif: w[2],
+                }
+            }
             other => {
                 let w: f32 = other
                     .strip_prefix("hybrid:")
