@@ -300,9 +300,17 @@ def token_features(sess, tok, strings: list[str], max_length: int, input_names: 
     return flat, offsets
 
 
-def pooled_of(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Mean of each string's token rows (float32): the masked mean of `last_hidden_state`."""
-    sums = np.add.reduceat(flat.astype(np.float32), offsets[:-1], axis=0)
+def pooled_of(flat: np.ndarray, offsets: np.ndarray, chunk_rows: int = 1 << 16) -> np.ndarray:
+    """Mean of each string's token rows (float32): the masked mean of `last_hidden_state`. Reads
+    `flat` (float16, maybe memory-mapped) in blocks of whole strings, so no full float32 copy."""
+    n = len(offsets) - 1
+    sums = np.zeros((n, flat.shape[1]), np.float32)
+    i = 0
+    while i < n:
+        j = max(i + 1, min(n, int(np.searchsorted(offsets, offsets[i] + chunk_rows, side="right")) - 1))
+        block = np.asarray(flat[offsets[i] : offsets[j]], np.float32)
+        sums[i:j] = np.add.reduceat(block, offsets[i:j] - offsets[i], axis=0)
+        i = j
     return sums / np.diff(offsets)[:, None].astype(np.float32)
 
 

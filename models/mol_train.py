@@ -1,5 +1,8 @@
-"""Token-level training for starter-mol (issue 20): ragged token sets, FILIP scores and their
-gradients, and a per-token head trained with a FILIP InfoNCE loss (numpy, float32).
+"""Head training for starter-mol (issue 20, ORMA's three levels; numpy, float32): ragged token
+sets, FILIP scores and their gradients, batched Sinkhorn OT over motif vectors, projection heads
+(affine or residual MLP), the global trainer (InfoNCE on pooled features), the token trainer
+(FILIP InfoNCE + motif-OT InfoNCE), and the engine's three scorers on a split with the choice of
+multi-grained weights.
 
 A ragged set is (rows [N_rows, D], offsets [N + 1]): item i owns rows[offsets[i]:offsets[i + 1]].
 FILIP (the engine's `score::interact`): s(q, c) = mean over q's rows of the max cosine to any row of
@@ -89,8 +92,8 @@ def info_nce(logits: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 class Adam:
-    """Adam with decoupled-free L2 weight decay on matrices; updates the arrays of `params` in place,
-    so heads holding the same arrays see every step."""
+    """Adam with L2 weight decay (added to the gradient of every matrix); updates the arrays of
+    `params` in place, so heads holding the same arrays see every step."""
 
     def __init__(self, params: dict, lr: float, wd: float = 0.0):
         self.p, self.lr, self.wd, self.t = params, lr, wd, 0
