@@ -28,11 +28,13 @@ fn main() -> anyhow::Result<()> {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(usize::MAX);
-    let split = args
-        .iter()
-        .position(|a| a == "--split")
-        .and_then(|i| args.get(i + 1))
-        .map_or("test", String::as_str);
+    let split = match args.iter().position(|a| a == "--split") {
+        None => "test",
+        Some(i) => args
+            .get(i + 1)
+            .map(String::as_str)
+            .ok_or_else(|| anyhow::anyhow!("--split needs a value: test or val"))?,
+    };
     anyhow::ensure!(
         split == "test" || split == "val",
         "--split is test or val, not {split}"
@@ -40,7 +42,8 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let data = root.join(".weft/data/molecules");
     let test = std::fs::read_to_string(data.join(format!("{split}.tsv")))?;
-    // the multi-grained weights build_mol.py picked on the validation split
+    // the multi-grained weights build_mol.py picked on the validation split (written by the same
+    // build as the bundle: models/build.sh rebuilds both together)
     let val_weights: Option<[f32; 3]> = std::fs::read_to_string(data.join("train_summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -22,7 +22,9 @@ Steps (the build fails, exit code 1, if any check fails):
      learned temperature, best epoch by validation MRR;
    - token head (residual MLP on every token) -> `tokens`: symmetric FILIP InfoNCE plus
      an InfoNCE over motif optimal-transport scores (motifs from models/chem_motifs.py,
-     the engine's grouping; Sinkhorn as the engine's `chem::ot_similarity`).
+     the engine's grouping; the score is the engine's `chem::ot_similarity`, cost 1 - cos,
+     epsilon 0.05, but plain Sinkhorn with a fixed iteration count instead of the engine's
+     run to a 1e-6 tolerance).
    The multi-grained weights (global, token, motif) are picked on the validation split.
 6. text.onnx / molecule.onnx with the heads baked in (smiles_bert.split_head_nodes):
    `embeds` = L2(global head(masked mean of h)), `tokens` = L2(token head(h_t)).

@@ -256,8 +256,12 @@ def train_token_heads(Rt, offt, t2m: np.ndarray, Rm, offm, val_t: np.ndarray, va
     motif OT scores of each text against its molecule and the ot_neg in-batch molecules that FILIP
     ranks highest. mol_groups[j]: molecule j's motif token groups (`chem_motifs`), or None.
     val_t[k] / val_m[k] index a validation pair. Best epoch by val FILIP t2m MRR (+ OT t2m MRR)."""
-    heads = {"t": Head.init(_sample_rows(Rt, 200_000, rng), P, rng, hidden),
-             "m": Head.init(_sample_rows(Rm, 200_000, rng), P, rng, hidden)}
+    texts_of, mols = _texts_of(t2m)
+    # standardisation statistics from training rows only (the rows of validation and test items
+    # follow the training items in Rt / Rm)
+    n_text_rows, n_mol_rows = int(offt[len(t2m)]), int(offm[int(mols.max()) + 1])
+    heads = {"t": Head.init(_sample_rows(Rt[:n_text_rows], 200_000, rng), P, rng, hidden),
+             "m": Head.init(_sample_rows(Rm[:n_mol_rows], 200_000, rng), P, rng, hidden)}
     params = _params_of(heads)
     params["log_s"] = np.array(np.log(1 / tau), np.float32)
     params["log_o"] = np.array(np.log(1 / tau), np.float32)
@@ -265,7 +269,6 @@ def train_token_heads(Rt, offt, t2m: np.ndarray, Rm, offm, val_t: np.ndarray, va
     lm_all = np.diff(offm)
     groups_of = (lambda j: motif_rows(mol_groups[j], int(lm_all[j]))) if use_ot else None
     opt = Adam(params, lr, wd=1e-4)
-    texts_of, mols = _texts_of(t2m)
     Vt_rows, Vt_off = gather(Rt, offt, val_t)
     Vm_rows, Vm_off = gather(Rm, offm, val_m)
     n_steps = epochs * (len(mols) // batch)
@@ -387,7 +390,7 @@ def sinkhorn_plans(C: np.ndarray, amask: np.ndarray, bmask: np.ndarray, eps: flo
     far from float64 underflow."""
     K = np.exp(-C.astype(np.float64) / eps) * amask[:, :, None] * bmask[:, None, :]
     a = amask / amask.sum(1, keepdims=True)
-    b = bmask / bmask.sum(1, keepdims=True)
+    b = bmask / np.maximum(bmask.sum(1, keepdims=True), 1)  # no motifs: b = 0, plan 0
     v = bmask.astype(np.float64)
     for _ in range(iters):
         u = a / np.maximum((K @ v[:, :, None])[:, :, 0], 1e-300)
@@ -412,7 +415,8 @@ def ot_pairs(U: np.ndarray, uoff: np.ndarray, M: np.ndarray, moff: np.ndarray, p
     ci = np.where(bmask, ci, len(M))
     S = G[ri[:, :, None], ci[:, None, :]]  # [Np, n, m]
     P = sinkhorn_plans(1.0 - S, amask, bmask, eps, iters)
-    scores = (1.0 - (P * (1.0 - S)).sum((1, 2))).astype(np.float32)
+    # a molecule without motifs scores 0 (the engine's `ot_similarity` with m = 0), no gradient
+    scores = np.where(lm[pj] > 0, 1.0 - (P * (1.0 - S)).sum((1, 2)), 0.0).astype(np.float32)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         dG = np.zeros_like(G)

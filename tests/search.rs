@@ -258,6 +258,11 @@ fn motif_scoring_needs_a_molecule_and_valid_weights() {
             token: 0.0,
             motif: 0.0,
         },
+        Scorer::MultiGrained {
+            global: 3e38,
+            token: 3e38,
+            motif: 1.0,
+        },
     ] {
         assert!(search(
             &snap,
@@ -293,6 +298,7 @@ fn motif_scoring_needs_a_molecule_and_valid_weights() {
         "multi:a,1,1",
         "multi:NaN,1,1",
         "multi:inf,1,1",
+        "multi:3e38,3e38,1",
     ] {
         let err = bad.parse::<Scorer>().unwrap_err().to_string();
         assert!(err.contains(bad), "{bad}: {err}");

@@ -118,7 +118,8 @@ impl std::str::FromStr for Scorer {
                     .map_err(|_| bad())?;
                 let ok = w.len() == 3
                     && w.iter().all(|v| v.is_finite() && *v >= 0.0)
-                    && w.iter().any(|v| *v > 0.0);
+                    && w.iter().any(|v| *v > 0.0)
+                    && w.iter().sum::<f32>().is_finite();
                 if !ok {
                     return Err(bad());
                 }
@@ -414,11 +415,12 @@ fn search_unchecked(
         } if [global, token, motif]
             .iter()
             .any(|w| w.is_nan() || *w < 0.0)
-            || global + token + motif <= 0.0 =>
+            || global + token + motif <= 0.0
+            || !(global + token + motif).is_finite() =>
         {
             return Err(Error::InvalidConfig {
                 name: "scorer".into(),
-                reason: "multi-grained weights must be >= 0 and not all 0".into(),
+                reason: "multi-grained weights must be >= 0, not all 0, with a finite sum".into(),
             });
         }
         _ => {}
