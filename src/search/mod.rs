@@ -78,6 +78,42 @@ impl Scorer {
     pub fn needs_tokens(&self) -> bool {
         !matches!(self, Scorer::Global)
     }
+
+    /// Checks the scorer's parameters: a hybrid weight in [0, 1], a finite motif OT
+    /// epsilon > 0, multi-grained weights >= 0, not all 0, with a finite sum.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Scorer::Hybrid { weight } if !(0.0..=1.0).contains(&weight) => {
+                Err(Error::InvalidConfig {
+                    name: "scorer".into(),
+                    reason: format!("hybrid weight {weight} is outside [0, 1]"),
+                })
+            }
+            Scorer::MotifOt { epsilon } if !(epsilon > 0.0 && epsilon.is_finite()) => {
+                Err(Error::InvalidConfig {
+                    name: "scorer".into(),
+                    reason: format!("motif OT epsilon {epsilon} must be > 0"),
+                })
+            }
+            Scorer::MultiGrained {
+                global,
+                token,
+                motif,
+            } if [global, token, motif]
+                .iter()
+                .any(|w| w.is_nan() || *w < 0.0)
+                || global + token + motif <= 0.0
+                || !(global + token + motif).is_finite() =>
+            {
+                Err(Error::InvalidConfig {
+                    name: "scorer".into(),
+                    reason: "multi-grained weights must be >= 0, not all 0, with a finite sum"
+                        .into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl std::str::FromStr for Scorer {
@@ -95,7 +131,7 @@ impl std::str::FromStr for Scorer {
             ),
         }
         };
-        Ok(match s {
+        let scorer = match s {
             "global" => Scorer::Global,
             "filip" => Scorer::Filip(Direction::QueryToItem),
             "filip-reverse" => Scorer::Filip(Direction::ItemToQuery),
@@ -116,17 +152,13 @@ impl std::str::FromStr for Scorer {
                     .map(|v| v.trim().parse::<f32>())
                     .collect::<std::result::Result<_, _>>()
                     .map_err(|_| bad())?;
-                let ok = w.len() == 3
-                    && w.iter().all(|v| v.is_finite() && *v >= 0.0)
-                    && w.iter().any(|v| *v > 0.0)
-                    && w.iter().sum::<f32>().is_finite();
-                if !ok {
+                let [global, token, motif] = w[..] else {
                     return Err(bad());
-                }
+                };
                 Scorer::MultiGrained {
-                    global: w[0],
-                    token: w[1],
-                    motif: w[2],
+                    global,
+                    token,
+                    motif,
                 }
             }
             other => {
@@ -134,12 +166,11 @@ impl std::str::FromStr for Scorer {
                     .strip_prefix("hybrid:")
                     .and_then(|w| w.parse().ok())
                     .ok_or_else(bad)?;
-                if !(0.0..=1.0).contains(&w) {
-                    return Err(bad());
-                }
                 Scorer::Hybrid { weight: w }
             }
-        })
+        };
+        scorer.validate().map_err(|_| bad())?;
+        Ok(scorer)
     }
 }
 
@@ -395,36 +426,7 @@ fn search_unchecked(
             ),
         });
     }
-    match options.scorer {
-        Scorer::Hybrid { weight } if !(0.0..=1.0).contains(&weight) => {
-            return Err(Error::InvalidConfig {
-                name: "scorer".into(),
-                reason: format!("hybrid weight {weight} is outside [0, 1]"),
-            });
-        }
-        Scorer::MotifOt { epsilon } if !(epsilon > 0.0 && epsilon.is_finite()) => {
-            return Err(Error::InvalidConfig {
-                name: "scorer".into(),
-                reason: format!("motif OT epsilon {epsilon} must be > 0"),
-            });
-        }
-        Scorer::MultiGrained {
-            global,
-            token,
-            motif,
-        } if [global, token, motif]
-            .iter()
-            .any(|w| w.is_nan() || *w < 0.0)
-            || global + token + motif <= 0.0
-            || !(global + token + motif).is_finite() =>
-        {
-            return Err(Error::InvalidConfig {
-                name: "scorer".into(),
-                reason: "multi-grained weights must be >= 0, not all 0, with a finite sum".into(),
-            });
-        }
-        _ => {}
-    }
+    options.scorer.validate()?;
     let q_tokens = if options.scorer.needs_tokens() || options.explain {
         if query.tokens.is_empty() || !query.tokens.len().is_multiple_of(dim) {
             return Err(Error::InvalidInput {
