@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from smiles_bert import apply_head
 
 
 def log(msg: str) -> None:
@@ -165,11 +166,8 @@ class Head:
 
 
 def apply_folded(x: np.ndarray, h: dict) -> np.ndarray:
-    """A folded head on raw features (what the ONNX graph computes before the L2 norm)."""
-    z = x @ h["W"] + h["b"]
-    if "W1" in h:
-        z = z + np.maximum(x @ h["W1"] + h["b1"], 0.0) @ h["W2"]
-    return z
+    """A folded head on raw features (what the ONNX graph computes before the L2 norm), float32."""
+    return apply_head(x, h, np.float32)
 
 
 def _params_of(heads: dict) -> dict:

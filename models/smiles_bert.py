@@ -96,9 +96,10 @@ def numpy_head(h: np.ndarray, mask: np.ndarray, W: np.ndarray, b: np.ndarray) ->
     return nrm(pooled).astype(np.float32), nrm(z).astype(np.float32)
 
 
-def apply_head(x: np.ndarray, head: dict) -> np.ndarray:
-    """A split head on features x [..., H]: x @ W + b, plus relu(x @ W1 + b1) @ W2 for a residual MLP."""
-    f = lambda a: a.astype(np.float64)  # noqa: E731
+def apply_head(x: np.ndarray, head: dict, dtype=np.float64) -> np.ndarray:
+    """A split head on features x [..., H]: x @ W + b, plus relu(x @ W1 + b1) @ W2 for a residual MLP,
+    computed in `dtype` (float64 for the parity checks, float32 in training and evaluation)."""
+    f = lambda a: a.astype(dtype, copy=False)  # noqa: E731
     z = f(x) @ f(head["W"]) + f(head["b"])
     if "W1" in head:
         z = z + np.maximum(f(x) @ f(head["W1"]) + f(head["b1"]), 0.0) @ f(head["W2"])
